@@ -19,6 +19,9 @@ FOUNDATION_MODULES = [
     "utils.notebook",
     "utils.llm_server",
     "utils.llm_client",
+    "utils.language",
+    "utils.retry",
+    "utils.exercises",
 ]
 
 SCRIPT = textwrap.dedent(

@@ -10,6 +10,9 @@ One module per concern:
 * :mod:`utils.llm_server` / :mod:`utils.llm_client` — a local OpenAI-compatible server.
 * :mod:`utils.results` — measured figures saved to ``build/results``.
 * :mod:`utils.course` — the notebook catalogue, Colab badges and install pins.
+* :mod:`utils.language` — offline language identification (is this Spanish?).
+* :mod:`utils.retry` — retries with exponential backoff and jitter for transient errors.
+* :mod:`utils.exercises` — self-checks for the ``# EJERCICIO`` cells.
 
 Importing ``utils`` is cheap and never touches the network; heavy libraries (torch,
 transformers) are imported only inside the functions that need them.
