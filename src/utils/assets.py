@@ -113,6 +113,7 @@ def smollm2_hf_dir() -> Path:
 LOCAL_MODELS: dict[str, str] = {
     "smollm2-135m-instruct-gguf": "utils.assets:smollm2_gguf_path",
     "smollm2-135m-instruct": "utils.assets:smollm2_hf_dir",
+    "tiny-llava-smollm2": "utils.llava_model:tiny_llava_dir",
 }
 
 
