@@ -9,15 +9,13 @@ from utils.llava_model import (
     IMAGE_TOKEN,
     ImageTokenMismatchError,
     TinyVisionSpec,
+    check_image_token_formula,
     check_image_tokens,
     expected_image_tokens,
     load_llava,
 )
 from utils.llava_training import VqaCollator
 from utils.vqa_data import VqaRow, csv_to_llava_rows, generate_synthetic_vqa, read_csv
-
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def tiny():
@@ -31,6 +29,7 @@ def vqa(tmp_path_factory):
     return folder, csv_to_llava_rows(read_csv(folder / "train.csv"), "Responde con una sola palabra.")
 
 
+@pytest.mark.slow
 def test_tiny_llava_is_a_real_llava_with_smollm2_inside(tiny):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlavaForConditionalGeneration
@@ -50,6 +49,7 @@ def test_tiny_llava_is_a_real_llava_with_smollm2_inside(tiny):
     assert torch.allclose(ours, theirs, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_processor_inserts_as_many_image_tokens_as_the_tower_gives_features(tiny, vqa):
     import torch
 
@@ -66,6 +66,7 @@ def test_processor_inserts_as_many_image_tokens_as_the_tower_gives_features(tiny
     assert sum(f.shape[0] for f in features) == 4 * report.expected
 
 
+@pytest.mark.slow
 def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
     import copy
 
@@ -82,6 +83,7 @@ def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
         model(**{k: v for k, v in batch.items() if k != "labels"})
 
 
+@pytest.mark.slow
 def test_collator_labels_cover_only_the_answer(tiny, vqa):
     model, processor = tiny
     folder, rows = vqa
@@ -94,6 +96,7 @@ def test_collator_labels_cover_only_the_answer(tiny, vqa):
     assert batch["pixel_values"].shape == (3, 3, 64, 64)
 
 
+@pytest.mark.slow
 def test_csv_row_to_processor_inputs_end_to_end(tiny, tmp_path):
     from PIL import Image
 
@@ -103,3 +106,15 @@ def test_csv_row_to_processor_inputs_end_to_end(tiny, tmp_path):
     batch = VqaCollator(processor, tmp_path)(rows)
     text = processor.tokenizer.decode(batch["input_ids"][0])
     assert text.count(IMAGE_TOKEN) == 16 and "¿De qué color es?" in text and text.endswith("rojo<|im_end|>")
+
+
+def test_exercise_check_accepts_the_formula_and_rejects_wrong_ones(capsys):
+    def right(size, patch, strategy):
+        return (size // patch) ** 2 + (strategy == "full")
+
+    assert check_image_token_formula(right) is True
+    assert "¡Bien hecho!" in capsys.readouterr().out
+    assert check_image_token_formula(lambda size, patch, strategy: (size // patch) ** 2) is False  # forgets CLS
+    assert check_image_token_formula(lambda size, patch, strategy: size // patch) is False
+    assert check_image_token_formula(lambda *args: 1 / 0) is False  # an exception is a failed check, not a crash
+    assert "❌" in capsys.readouterr().out
