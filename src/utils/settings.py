@@ -79,14 +79,19 @@ class LLMSettings:
 class TranslateSettings:
     """Notebook 01 — translate LLaVA-Instruct-150K conversations to Spanish."""
 
-    dataset_id: str  # Hub dataset (full) or a file in data/ (mini)
+    dataset_id: str  # Hub dataset repo (full) or "local:data" (mini: a file in data/)
     dataset_file: str  # file inside the dataset repo / data/ folder
     rows: int  # how many conversations to translate (0 = all)
     backend: str  # "seq2seq" (transformers MT) or "openai" (chat endpoint)
-    mt_model_id: str  # seq2seq model id (``local:`` = built from config)
+    mt_model_id: str  # seq2seq model id (``local:`` = opus-mt-en-es architecture, random weights)
     chunk_size: int  # rows per chunk file (resume granularity)
     batch_size: int  # segments per forward pass
     max_new_tokens: int  # generation cap per segment
+    num_beams: int  # 1 = greedy; opus-mt's own default is 4
+    llm_rows: int  # rows the notebook translates with the chat (LLM) backend
+    chat_concurrency: int  # parallel requests to the chat endpoint
+    chat_max_tokens: int  # generation cap per segment for the chat backend
+    push_to_hub: str  # dataset repo to push the result to ("" = do not push)
 
 
 @dataclass(frozen=True)
@@ -182,9 +187,14 @@ _MINI = CourseSettings(
         rows=0,
         backend="seq2seq",
         mt_model_id="local:opus-mt-en-es-random",
-        chunk_size=20,
-        batch_size=32,
-        max_new_tokens=24,
+        chunk_size=10,
+        batch_size=64,
+        max_new_tokens=16,
+        num_beams=1,
+        llm_rows=2,
+        chat_concurrency=1,
+        chat_max_tokens=64,
+        push_to_hub="",
     ),
     sft_dpo=SftDpoSettings(
         wikipedia_dataset="local:data",
@@ -249,6 +259,11 @@ _FULL = CourseSettings(
         chunk_size=500,
         batch_size=64,
         max_new_tokens=256,
+        num_beams=4,
+        llm_rows=20,
+        chat_concurrency=4,
+        chat_max_tokens=256,
+        push_to_hub="",
     ),
     sft_dpo=SftDpoSettings(
         wikipedia_dataset="wikimedia/wikipedia",
