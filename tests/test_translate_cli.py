@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from utils.settings import get_settings
 from utils.translate.background import committed_chunks, kill_after_chunks, start_background_run
+from utils.translate.records import input_file
 from utils.translate.store import ChunkStore, load_manifest, sha256_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-MINI = ROOT / "data" / "llava_instruct_mini.json"
+MINI = input_file(get_settings("mini").translate)  # data/llava_instruct_mini.json
 ROWS = 40
 #: Small and fast: 4 generated tokens per sentence, 4 rows per chunk → 10 chunks.
 FAST = ("--profile", "mini", "--limit", str(ROWS), "--chunk-size", "4", "--max-new-tokens", "4", "--batch-size", "16")
@@ -76,16 +78,18 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_duplicates_nothing(tmp_pat
 
 @pytest.mark.slow
 def test_shards_in_separate_processes_then_merge(tmp_path):
-    args = ("--no-progress", *FAST)
-    procs = [start_background_run(MINI, tmp_path / f"s{i}", "--shard", f"{i}/2", *args[1:]) for i in range(2)]
+    rows = 18  # chunks of 4 → 5 chunks, the last one with 2 rows
+    args = (*FAST[:2], "--limit", str(rows), *FAST[4:])
+    procs = [start_background_run(MINI, tmp_path / f"s{i}", "--shard", f"{i}/2", *args) for i in range(2)]
     for proc in procs:
         assert proc.wait(timeout=600) == 0, (tmp_path / "s0.log").read_text(encoding="utf-8")[-2000:]
-    assert [committed_chunks(tmp_path / f"s{i}") for i in range(2)] == [5, 5]
-    assert sorted(ChunkStore.open(tmp_path / "s1").records) == [1, 3, 5, 7, 9]
+    assert [committed_chunks(tmp_path / f"s{i}") for i in range(2)] == [3, 2]
+    assert sorted(ChunkStore.open(tmp_path / "s0").records) == [0, 2, 4]
+    assert ChunkStore.open(tmp_path / "s0").records[4].rows == (16, 18)  # the last partial chunk
     missing = cli("merge", str(tmp_path / "s0"), str(tmp_path / "r.jsonl"), check=False)
     assert missing.returncode == 1 and "Run shard(s) 1/2 again" in missing.stderr
     merged = json.loads(cli("merge", str(tmp_path / "s0"), str(tmp_path / "s1"), str(tmp_path / "r.jsonl")).stdout)
-    assert merged["rows_translated"] + merged["rows_quarantined"] == ROWS
+    assert merged["rows_translated"] + merged["rows_quarantined"] == rows
 
 
 def test_bad_input_exits_1_with_an_actionable_message(tmp_path):

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 
 from utils.retry import RetryPolicy, TransientError
+from utils.settings import get_settings
 from utils.translate.engine import (
     BackendUnavailableError,
     SegmentTranslator,
     merge_outputs,
     run_translation,
 )
-from utils.translate.records import TranslateError
+from utils.translate.records import TranslateError, input_file
 from utils.translate.store import ChunkStore, Shard, load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
-MINI = ROOT / "data" / "llava_instruct_mini.json"
+MINI = input_file(get_settings("mini").translate)  # data/llava_instruct_mini.json
 FAST_RETRY = RetryPolicy(attempts=8, base_delay=0.0, max_delay=0.0)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from utils.translate.records import Malformed, load_rows, translated_row, validate_row
+from utils.settings import get_settings
+from utils.translate.records import Malformed, input_file, load_rows, translated_row, validate_row
 from utils.translate.segments import (
     DEFAULT_RULES,
     IMAGE_TOKEN,
@@ -17,8 +17,7 @@ from utils.translate.segments import (
     verify_translation,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-MINI = ROOT / "data" / "llava_instruct_mini.json"
+MINI = input_file(get_settings("mini").translate)  # data/llava_instruct_mini.json
 
 HOSTILE_VALUES = [
     "<image>\nWhat color is the bus?",

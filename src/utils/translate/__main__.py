@@ -61,7 +61,11 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from utils.settings import get_settings
     from utils.translate.backends import make_backend
     from utils.translate.engine import run_translation
+    from utils.translate.records import load_rows
+    from utils.translate.store import Shard
 
+    shard = Shard.parse(args.shard)  # cheap checks first: bad input fails before the model loads
+    rows = load_rows(args.input, args.limit)
     settings = get_settings(args.profile)
     if settings.profile == "mini":
         from utils.notebook import go_offline
@@ -83,9 +87,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         args.out_dir,
         backend,
         chunk_size=args.chunk_size or cfg.chunk_size,
-        shard=args.shard,
+        shard=shard,
         limit=args.limit,
         progress=not args.no_progress,
+        rows=rows,
     )
 
 

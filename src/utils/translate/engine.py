@@ -332,6 +332,7 @@ def run_translation(
     max_consecutive_failures: int = 5,
     progress: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    rows: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Translate ``input_path`` into ``out_dir``, resuming whatever is already there.
 
@@ -345,6 +346,8 @@ def run_translation(
         rules / qa_config / retry: protection, quality and retry settings.
         max_consecutive_failures: isolated failures in a row before stopping.
         progress: show a progress bar with rows/s, segments/s and ETA.
+        rows: ``load_rows(input_path, limit)`` if the caller already read them (the CLI
+            reads the input before loading the model, to report bad input quickly).
 
     Returns:
         The report (also saved as ``out_dir/report.json``).
@@ -358,7 +361,7 @@ def run_translation(
     started = time.perf_counter()
     input_path, out_dir = Path(input_path), Path(out_dir)
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
-    objects = load_rows(input_path, limit)
+    objects = rows if rows is not None else load_rows(input_path, limit)
     identity = RunIdentity(
         input_sha256=file_sha256(input_path),
         input_name=input_path.name,
