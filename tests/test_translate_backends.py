@@ -59,6 +59,10 @@ def test_full_profile_generation_and_loading_arguments_exist():
 
     from utils.translate.mini_model import OPUS_MT_EN_ES_CONFIG
 
+    from transformers import MarianTokenizer, NllbTokenizer
+
+    # NLLB (the documented option) is detected by its `src_lang`; Marian has none.
+    assert hasattr(NllbTokenizer, "src_lang") and not hasattr(MarianTokenizer, "src_lang")
     full = get_settings("full").translate
     kwargs = {"max_new_tokens": full.max_new_tokens, "num_beams": full.num_beams, "do_sample": False,
               "forced_bos_token_id": 3, "min_new_tokens": 1}

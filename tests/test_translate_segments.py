@@ -198,9 +198,11 @@ def test_load_rows_reads_json_and_jsonl_and_explains_bad_files(tmp_path):
     from utils.translate.records import TranslateError
 
     good = tmp_path / "rows.jsonl"
-    good.write_text('{"id": "a", "conversations": []}\n\n{broken\n{"id": "b"}\n', encoding="utf-8")
+    good.write_bytes(b'\xef\xbb\xbf{"id": "a", "conversations": []}\n\n{broken\n{"id": "b"}\n{"id": "\xff"}\n')
     rows = load_rows(good)
-    assert len(rows) == 3 and isinstance(rows[1], Malformed) and "line 3" in rows[1].reason
+    assert len(rows) == 4 and rows[0]["id"] == "a"
+    assert isinstance(rows[1], Malformed) and "line 3" in rows[1].reason
+    assert isinstance(rows[3], Malformed) and "line 5 is not valid UTF-8" in rows[3].reason
     assert len(load_rows(MINI, limit=5)) == 5
     bad = tmp_path / "bad.json"
     bad.write_text('[{"id": "a"},', encoding="utf-8")
@@ -212,6 +214,10 @@ def test_load_rows_reads_json_and_jsonl_and_explains_bad_files(tmp_path):
         load_rows(scalar)
     with pytest.raises(TranslateError, match="not found"):
         load_rows(tmp_path / "missing.json")
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('[{"id": "a", "value": "ni\u00f1o"}]'.encode("latin-1"))
+    with pytest.raises(TranslateError, match="not valid UTF-8"):
+        load_rows(latin1)
 
 
 def test_mini_data_is_representative():

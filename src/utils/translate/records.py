@@ -93,8 +93,13 @@ def load_rows(path: Path | str, limit: int | None = None) -> list[Any]:
     rows: list[Any]
     if path.suffix.lower() in {".jsonl", ".ndjson"}:
         rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate a byte-order mark
+                except UnicodeDecodeError as exc:
+                    rows.append(Malformed(f"line {number} is not valid UTF-8 (byte {exc.start})"))
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -105,7 +110,12 @@ def load_rows(path: Path | str, limit: int | None = None) -> list[Any]:
                     break
         return rows
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: tolerate a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise TranslateError(
+            f"{path} is not valid UTF-8 (byte {exc.start}). Re-save it as UTF-8, or convert it to "
+            "JSON Lines so that the damaged rows are quarantined one by one."
+        ) from None
     except json.JSONDecodeError as exc:
         raise TranslateError(
             f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import tempfile
@@ -33,6 +34,7 @@ from typing import IO, Any
 
 from utils.translate.records import TranslateError
 
+log = logging.getLogger("utils.translate")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
@@ -57,11 +59,14 @@ def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    try:  # make the rename itself durable (some network/FUSE file systems cannot)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -224,6 +229,8 @@ class ChunkStore:
                 f"Another run is writing to {self.out_dir} right now. Wait for it to finish, "
                 "or give this run another output folder (one folder per shard)."
             ) from None
+        except OSError:  # file systems without locks (some network mounts): carry on unlocked
+            log.warning("cannot lock %s; make sure only one run writes to it", self.out_dir)
         return handle
 
     def close(self) -> None:
