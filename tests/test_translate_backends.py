@@ -70,9 +70,10 @@ def test_full_profile_generation_and_loading_arguments_exist():
     assert set(OPUS_MT_EN_ES_CONFIG) <= {f for f in MarianConfig.__dataclass_fields__}
     params = inspect.signature(hf_hub_download).parameters
     assert {"repo_id", "filename", "repo_type"} <= set(params)
-    from datasets import Dataset
+    from datasets import Dataset, load_dataset
 
     assert {"repo_id", "private", "token"} <= set(inspect.signature(Dataset.push_to_hub).parameters)
+    assert {"data_files", "split"} <= set(inspect.signature(load_dataset).parameters)
     assert full.mt_model_id == "Helsinki-NLP/opus-mt-en-es" and full.dataset_id == "liuhaotian/LLaVA-Instruct-150K"
 
 

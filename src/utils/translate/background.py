@@ -45,8 +45,11 @@ def committed_chunks(out_dir: Path | str) -> int:
     return len(manifest.get("chunks", {}))
 
 
-def kill_after_chunks(proc: subprocess.Popen[bytes], out_dir: Path | str, chunks: int, timeout: float = 600) -> int:
-    """Send SIGKILL to ``proc`` as soon as ``chunks`` chunks are committed; return how many were.
+def kill_after_chunks(
+    proc: subprocess.Popen[bytes], out_dir: Path | str, chunks: int, *, delay: float = 0.0, timeout: float = 600
+) -> int:
+    """Send SIGKILL to ``proc`` once ``chunks`` chunks are committed (plus ``delay`` seconds,
+    to land in the middle of the next chunk); return how many chunks were committed by then.
 
     Raises:
         TranslateError: if the process exits first or nothing happens within ``timeout``
@@ -61,6 +64,7 @@ def kill_after_chunks(proc: subprocess.Popen[bytes], out_dir: Path | str, chunks
             tail = log.read_text(encoding="utf-8", errors="replace")[-1500:] if log.exists() else ""
             raise TranslateError(f"The background run stopped before committing {chunks} chunks. Log:\n{tail}")
         time.sleep(0.05)
+    time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     return committed_chunks(out_dir)
