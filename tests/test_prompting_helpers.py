@@ -290,3 +290,23 @@ def test_is_delimited():
     assert is_delimited('Texto: """hola"""', "hola")
     assert is_delimited("<r>\nhola\n</r>", "hola")
     assert not is_delimited("Resume: hola.", "hola") and not is_delimited("nada", "hola")
+
+
+def test_constrained_output_unsupported_is_actionable():
+    """Fault injection: a server that rejects both response_format forms."""
+    import httpx
+    import openai
+
+    from utils.llm_client import LLMClient, LLMError
+    from utils.structured_output import ask_json
+
+    class Rejecting(LLMClient):
+        def chat(self, messages, **options):
+            self.tried = [*getattr(self, "tried", []), options["response_format"]["type"]]
+            request = httpx.Request("POST", f"{self.endpoint.base_url}/chat/completions")
+            raise openai.BadRequestError("no", response=httpx.Response(400, request=request), body=None)
+
+    client = Rejecting(Endpoint("http://localhost:1234/v1", "m", "k", is_course_server=False))
+    with pytest.raises(LLMError, match="constrained=False"):
+        ask_json("hola", Review, constrained=True, client=client)
+    assert client.tried == ["json_schema", "json_object"] and client.schema_style is None

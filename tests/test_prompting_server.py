@@ -80,7 +80,16 @@ class City(BaseModel):
 def test_json_schema_constrained_output_always_parses(client):
     result = ask_json("Tell me about Tokyo.", City, constrained=True, repairs=0, client=client, max_tokens=80)
     assert result.valid_first_try, result.describe()
-    assert isinstance(result.value.population_millions, float)
+    assert isinstance(result.value.population_millions, float) and client.schema_style == "llama-cpp"
+
+
+def test_json_schema_form_falls_back_when_the_server_rejects_it(server):
+    # The same server reached through LLM_BASE_URL: the OpenAI form is tried first, rejected,
+    # and the llama-cpp form is used (and remembered) instead.
+    other = Endpoint(server.base_url, server.model_alias, LOCAL_API_KEY, is_course_server=False)
+    client = LLMClient(other, timeout_s=120, max_tokens=40, retry=FAST_RETRY)
+    result = ask_json("Tell me about Paris.", City, constrained=True, repairs=0, client=client)
+    assert result.ok and client.schema_style == "llama-cpp" and len(client.calls) == 1
 
 
 def test_shop_bot_loop_talks_until_salir(client):

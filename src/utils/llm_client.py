@@ -34,11 +34,14 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from utils.retry import RetryPolicy, retry_call
 from utils.secrets import get_secret
 from utils.settings import CourseSettings, get_settings
+
+if TYPE_CHECKING:
+    from utils.preflight import Service
 
 #: Base URLs of popular local servers, for the notebooks' explanations.
 KNOWN_SERVERS: dict[str, str] = {
@@ -171,7 +174,7 @@ def how_to_start_a_server() -> str:
     return "\n".join(lines)
 
 
-def llm_service(endpoint: Endpoint | None = None) -> list:
+def llm_service(endpoint: Endpoint | None = None) -> list[Service]:
     """Pre-flight :class:`~utils.preflight.Service` for a local endpoint (none for remote APIs).
 
     Remote APIs (OpenAI…) answer ``/models`` only with a key, so they are not probed; the
@@ -300,6 +303,9 @@ class LLMClient:
     temperature: float = 0.0
     retry: RetryPolicy = DEFAULT_RETRY
     calls: list[Completion] = field(default_factory=list)
+    #: The ``response_format`` form for JSON schemas this server accepted ("llama-cpp" or
+    #: "openai"), learnt on first use by :mod:`utils.structured_output`.
+    schema_style: str | None = None
 
     def __post_init__(self) -> None:
         self._client = None

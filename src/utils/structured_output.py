@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from utils.llm_client import Completion, Endpoint, LLMClient, chat, default_client
+from utils.llm_client import Completion, Endpoint, LLMClient, LLMError, chat, default_client
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -139,17 +139,49 @@ def describe_schema(model: type[BaseModel]) -> str:
     return f"un objeto JSON con las claves {keys(schema)}"
 
 
-def schema_response_format(model: type[BaseModel], endpoint: Endpoint | None = None) -> dict[str, Any]:
+SchemaStyle = Literal["llama-cpp", "openai"]
+
+
+def schema_response_format(
+    model: type[BaseModel], endpoint: Endpoint | None = None, style: SchemaStyle | None = None
+) -> dict[str, Any]:
     """The ``response_format`` that constrains the answer to ``model``'s JSON schema.
 
-    llama-cpp-python's server (the course's) takes ``{"type": "json_object", "schema": …}``;
-    LM Studio, Ollama, vLLM and OpenAI take the OpenAI form ``{"type": "json_schema", …}``.
+    llama-cpp-python's server (the course's) takes ``{"type": "json_object", "schema": …}``
+    (``style="llama-cpp"``); LM Studio, Ollama, vLLM and OpenAI take the OpenAI form
+    ``{"type": "json_schema", …}`` (``style="openai"``).  By default the style follows the
+    endpoint: llama-cpp for the course's server, openai for any other.
     """
     schema = model.model_json_schema()
-    endpoint = endpoint or default_client().endpoint
-    if endpoint.is_course_server:
+    if style is None:
+        endpoint = endpoint or default_client().endpoint
+        style = "llama-cpp" if endpoint.is_course_server else "openai"
+    if style == "llama-cpp":
         return {"type": "json_object", "schema": schema}
     return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": schema}}
+
+
+def _constrained_chat(history: list[dict[str, str]], model: type[BaseModel], client: LLMClient, options: dict) -> Completion:
+    """``chat`` with the schema in ``response_format``; if the server rejects that form
+    (an HTTP error), try the other one once and remember which one works."""
+    import openai
+
+    preferred = client.schema_style or ("llama-cpp" if client.endpoint.is_course_server else "openai")
+    styles: list[SchemaStyle] = [preferred, "openai" if preferred == "llama-cpp" else "llama-cpp"]
+    for i, style in enumerate(styles):
+        try:
+            completion = chat(history, client=client, response_format=schema_response_format(model, style=style), **options)
+        except openai.APIStatusError as exc:  # 400/422, or 500 from llama-cpp-python's validation
+            if i + 1 < len(styles):
+                continue
+            raise LLMError(
+                f"El servidor {client.endpoint.base_url} no acepta salida restringida por esquema JSON "
+                f"(response_format; respondió {exc.status_code}). Usa constrained=False: la validación "
+                "con pydantic y el bucle de reparación siguen funcionando."
+            ) from None
+        client.schema_style = style
+        return completion
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- asking
@@ -220,7 +252,8 @@ def ask_json(
         messages: the conversation (or one user prompt).
         model: the pydantic model the answer must validate against.
         constrained: also send ``response_format`` with the model's JSON schema, so the
-            server constrains decoding (see :func:`schema_response_format`).
+            server constrains decoding (see :func:`schema_response_format`; if the server
+            rejects one form, the other is tried once).
         repairs: how many times to send the error back and ask again (0 = no repair).
         context: passed to the model's validators.
         client: the :class:`~utils.llm_client.LLMClient` (default: the current one).
@@ -229,14 +262,19 @@ def ask_json(
 
     Returns:
         A :class:`JsonResult`; ``value`` is None if every attempt was invalid.
+
+    Raises:
+        LLMError: ``constrained=True`` and the server accepts neither schema form (and
+            the errors of :func:`utils.llm_client.chat`).
     """
     client = client or default_client()
     history = [{"role": "user", "content": messages}] if isinstance(messages, str) else [dict(m) for m in messages]
-    if constrained:
-        options["response_format"] = schema_response_format(model, client.endpoint)
     attempts: list[JsonAttempt] = []
     for _ in range(repairs + 1):
-        completion = chat(history, client=client, **options)
+        if constrained:
+            completion = _constrained_chat(history, model, client, options)
+        else:
+            completion = chat(history, client=client, **options)
         value, error = validate_json(completion.text, model, context)
         attempts.append(JsonAttempt(completion, error))
         if value is not None:
