@@ -151,8 +151,15 @@ class PromptingSettings:
     """Notebook 05 — prompt engineering against a local OpenAI-compatible server."""
 
     temperature: float  # 0 = deterministic answers for the lesson
-    max_history_tokens: int  # chatbot history budget
-    json_retries: int  # repair attempts for invalid JSON
+    max_tokens: int  # generation budget per answer
+    json_max_tokens: int  # generation budget per JSON answer
+    timeout_s: float  # per request; a big model on CPU needs more
+    json_repairs: int  # times an invalid JSON answer is sent back for repair
+    reviews_file: str  # product reviews with gold labels, in data/
+    json_reviews: int  # reviews used to compare the JSON strategies (0 = all)
+    menu_file: str  # the shop's menu and prices, in data/
+    max_history_tokens: int  # chatbot history budget (system prompt included)
+    chat_max_tokens: int  # generation budget per chatbot reply
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,18 @@ _MINI = CourseSettings(
         load_in_4bit=False,
         seed=42,
     ),
-    prompting=PromptingSettings(temperature=0.0, max_history_tokens=1024, json_retries=2),
+    prompting=PromptingSettings(
+        temperature=0.0,
+        max_tokens=80,
+        json_max_tokens=80,
+        timeout_s=120.0,
+        json_repairs=1,
+        reviews_file="resenas_productos.jsonl",
+        json_reviews=4,
+        menu_file="tienda_menu.json",
+        max_history_tokens=450,
+        chat_max_tokens=60,
+    ),
     needs_gpu=False,
     min_vram_gb=0.0,
     min_disk_gb=2.0,
@@ -305,7 +323,18 @@ _FULL = CourseSettings(
         load_in_4bit=True,
         seed=42,
     ),
-    prompting=PromptingSettings(temperature=0.0, max_history_tokens=3000, json_retries=2),
+    prompting=PromptingSettings(
+        temperature=0.0,
+        max_tokens=400,
+        json_max_tokens=200,
+        timeout_s=300.0,
+        json_repairs=2,
+        reviews_file="resenas_productos.jsonl",
+        json_reviews=0,
+        menu_file="tienda_menu.json",
+        max_history_tokens=2500,
+        chat_max_tokens=200,
+    ),
     needs_gpu=True,
     min_vram_gb=14.0,
     min_disk_gb=30.0,
