@@ -107,6 +107,14 @@ def _common_fields(rg) -> list:
     ]
 
 
+def _correction_question(rg, title: str):
+    return rg.TextQuestion(name="respuesta_corregida", title=title, required=False, use_markdown=False)
+
+
+def _instruction_vector(rg) -> list:
+    return [rg.VectorField(name=VECTOR, title="Instrucción (USE multilingüe)", dimensions=DIMENSIONS)]
+
+
 def sft_settings():
     """Fields, questions, metadata and vector of the SFT review dataset."""
     import argilla as rg
@@ -117,16 +125,15 @@ def sft_settings():
         questions=[
             rg.RatingQuestion(name="calidad", title="¿Qué calidad tiene la respuesta? (1–5)", values=[1, 2, 3, 4, 5]),
             rg.LabelQuestion(name="usa_contexto", title="¿Usa el contexto?", labels={"si": "Sí", "no": "No"}),
-            rg.TextQuestion(name="respuesta_corregida", title="Respuesta corregida (vacío si está bien)",
-                            required=False, use_markdown=False),
-        ],  # fmt: skip
+            _correction_question(rg, "Respuesta corregida (vacío si está bien)"),
+        ],
         metadata=[
             rg.IntegerMetadataProperty(name="chars_instruccion", title="Caracteres de la instrucción"),
             rg.IntegerMetadataProperty(name="chars_respuesta", title="Caracteres de la respuesta"),
             rg.FloatMetadataProperty(name="nota_juez", title="Nota del juez (1–5)"),
             rg.FloatMetadataProperty(name="solapamiento", title="Palabras de la respuesta presentes en el artículo"),
         ],
-        vectors=[rg.VectorField(name=VECTOR, title="Instrucción (USE multilingüe)", dimensions=DIMENSIONS)],
+        vectors=_instruction_vector(rg),
     )
 
 
@@ -144,14 +151,13 @@ def dpo_settings(candidates: int):
         ],
         questions=[
             rg.RankingQuestion(name="ranking", title="Ordena las respuestas de mejor a peor", values=names),
-            rg.TextQuestion(name="respuesta_corregida", title="Mejor respuesta corregida (vacío si está bien)",
-                            required=False, use_markdown=False),
-        ],  # fmt: skip
+            _correction_question(rg, "Mejor respuesta corregida (vacío si está bien)"),
+        ],
         metadata=[
             rg.FloatMetadataProperty(name="nota_max", title="Nota más alta del juez"),
             rg.FloatMetadataProperty(name="margen_juez", title="Diferencia entre la mejor y la peor nota"),
         ],
-        vectors=[rg.VectorField(name=VECTOR, title="Instrucción (USE multilingüe)", dimensions=DIMENSIONS)],
+        vectors=_instruction_vector(rg),
     )
 
 

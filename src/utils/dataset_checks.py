@@ -68,7 +68,7 @@ def check_turns(turns: Any, *, last: str, where: str) -> list[str]:
     problems: list[str] = []
     roles = []
     for i, turn in enumerate(turns):
-        if not isinstance(turn, Mapping) or set(turn) < {"role", "content"}:
+        if not isinstance(turn, Mapping) or not {"role", "content"} <= set(turn):
             return [f"{where}[{i}] must be a dict with 'role' and 'content'"]
         roles.append(turn["role"])
         content = turn["content"]

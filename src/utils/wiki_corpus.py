@@ -36,7 +36,7 @@ BOILERPLATE_SECTIONS: tuple[str, ...] = (
     "Otras lecturas",
 )
 _DISAMBIGUATION_TITLE = re.compile(r"\(desambiguaci[oó]n\)\s*$", re.I)
-_DISAMBIGUATION_TEXT = re.compile(r"^\s*[^\n]{0,120}\bpuede (?:referirse|hacer referencia) a\b", re.I)
+_DISAMBIGUATION_TEXT = re.compile(r"^\s*[^\n]{0,120}\bpuede (?:referirse|hacer referencia) a\s*:", re.I)
 
 
 @dataclass(frozen=True)
