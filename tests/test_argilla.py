@@ -105,6 +105,11 @@ def test_push_annotate_pull_round_trip(client, datasets):
     assert final["sft-alhambra-2"]["messages"][-1]["content"] == "Vivieron los sultanes nazaríes."  # correction wins
     assert final["sft-alhambra-1"]["messages"][-1]["content"] == ROWS[0]["response"]
 
+    # Reviewing again (a re-run of the notebook) replaces the reviewer's earlier answers.
+    argilla_io.submit_reviews(sft, {"sft-alhambra-1": Review("submitted", {"calidad": 3, "usa_contexto": "no"})}, client.me.id)
+    again = {p.id: p for p in argilla_io.pull_reviews(sft, ids=["sft-alhambra-1"])}
+    assert list(again) == ["sft-alhambra-1"] and again["sft-alhambra-1"].values == {"calidad": 3, "usa_contexto": "no"}
+
     # Re-pushing after the review keeps one record per id and keeps the responses.
     assert argilla_io.push(sft, records) == 3
     assert {p.id: p.status for p in argilla_io.pull_reviews(sft)}["sft-alhambra-3"] == "discarded"

@@ -20,6 +20,7 @@ from utils.generation_llms import make_llm
 from utils.grounded_instructions import GROUNDED_GRAMMAR
 from utils.preference_pairs import closed_book_tasks, judge_task
 from utils.settings import get_settings
+from utils.task_runner import run_task
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -61,6 +62,24 @@ def test_mini_llm_sends_the_grammar_only_to_the_course_server(monkeypatch):
     monkeypatch.setenv("LLM_MODEL", "otro-modelo")
     other = make_llm(cfg.generator_model, max_new_tokens=64, temperature=0.5, grammar="root ::= \"x\"", settings=MINI)
     assert "extra_body" not in other.generation_kwargs and other.model == "otro-modelo"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_full_profile_llm_class_really_generates_on_cpu():
+    """The full profile's class (TransformersLLM, fp16, device_map="auto") with the
+    installed transformers: the same call on SmolLM2's local folder instead of a Hub id."""
+    from utils.assets import smollm2_hf_dir
+    from utils.grounded_instructions import GroundedInstruction
+
+    llm = make_llm(str(smollm2_hf_dir()), max_new_tokens=8, temperature=0.7, grammar=GROUNDED_GRAMMAR, seed=1)
+    assert isinstance(llm, TransformersLLM)
+    task = GroundedInstruction(llm=llm)
+    row = run_task(task, [{"title": "Luna", "content": "La Luna es el satélite natural de la Tierra."}])[0]
+    assert llm._pipeline is None  # the weights were released after the stage
+    raw = row["distilabel_metadata"][f"raw_output_{task.name}"]
+    assert isinstance(raw, str) and raw.strip()  # it generated text (8 tokens cannot hold the format)
+    assert row["parse_error"] in {"no_format", "empty", "truncated"}
 
 
 def test_full_corpus_is_streamed_with_arguments_load_dataset_accepts():

@@ -17,7 +17,6 @@ corrections and discards.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -88,7 +87,6 @@ def connect(settings: CourseSettings | None = None, *, start_local: bool = True)
     """An ``argilla.Argilla`` client; starts the local server first if that is the target."""
     import argilla as rg
 
-    logging.getLogger("argilla.sdk").setLevel(logging.ERROR)  # batch-size notices are noise here
     target = resolve_target(settings)
     if target.is_local and start_local:
         from utils.argilla_server import ensure_running
@@ -263,8 +261,14 @@ def dpo_record(row: dict[str, Any], vector: Sequence[float], judge: str = "ultra
 def push(dataset, records: list) -> int:
     """Add or update ``records`` (upsert by id); return how many records the dataset holds."""
     if records:
-        dataset.records.log(records)
+        with _quiet_responses():  # re-push: the server sends back earlier reviews too
+            _log(dataset, records)
     return count_records(dataset)
+
+
+def _log(dataset, records: list) -> None:
+    """Upsert ``records`` in batches the server accepts (no "batch size normalized" notice)."""
+    dataset.records.log(records, batch_size=min(len(records), 100))
 
 
 def count_records(dataset) -> int:
@@ -290,7 +294,8 @@ def submit_reviews(dataset, reviews: dict[str, Review], user_id) -> int:
 
     updated = []
     with _quiet_responses():
-        for record in dataset.records(with_suggestions=False, with_responses=True):
+        # Read without responses: the new ones replace this user's earlier review (re-runs).
+        for record in dataset.records(with_suggestions=False, with_responses=False):
             review = reviews.get(record.id)
             if review is None:
                 continue
@@ -301,7 +306,7 @@ def submit_reviews(dataset, reviews: dict[str, Review], user_id) -> int:
                 record.responses.add(rg.Response(question, value, user_id=user_id, status=review.status))
             updated.append(record)
         if updated:
-            dataset.records.log(updated)
+            _log(dataset, updated)
     return len(updated)
 
 

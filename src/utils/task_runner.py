@@ -103,7 +103,27 @@ def run_task(
             stats["cached"] = len(rows) - len(todo)
     finally:
         task.unload()
+        release_model_memory(task.llm)
     return [done[key] for key in keys]
+
+
+def release_model_memory(llm: Any) -> None:
+    """Free the weights of an in-process model (``TransformersLLM``) once its stage is done.
+
+    distilabel's ``unload()`` keeps the ``transformers`` pipeline alive, so on a T4 the
+    generator, the candidate models and the judge would pile up in GPU memory.  Dropping
+    the pipeline lets the stages run one model at a time; ``load()`` builds it again.
+    """
+    if getattr(llm, "_pipeline", None) is None:
+        return
+    llm._pipeline = None
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def output_tokens(rows: Sequence[dict[str, Any]], task_name: str) -> int:
