@@ -399,6 +399,8 @@ def _write_state(config: ArgillaServerConfig, pids: dict[str, int]) -> None:
 
 
 def _kill_group(pid: int, timeout: float) -> None:
+    if not _is_alive(pid):  # gone already (or the pid now belongs to someone else): nothing to do
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)

@@ -84,5 +84,5 @@ def ultrafeedback_grammar(n_texts: int) -> str:
         f's{i} ::= "#### Output for Text {i}\\nRating: " [1-5] "\\nRationale: " rationale'
         for i in range(1, n_texts + 1)
     ]
-    rules.append(r"rationale ::= [^\n\[\]]{10,200}")
+    rules.append(r"rationale ::= [^\n\[\]]{10,120}")
     return "\n".join(rules) + "\n"

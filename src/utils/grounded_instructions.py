@@ -38,7 +38,7 @@ Escribe la conversación con este formato exacto:
 [[[Usuario]]] <pregunta del usuario>
 [[[Asistente]]] <respuesta del asistente>"""
 
-_ANSWER_RULE = r"answer ::= [^\n\[\]<>]{8,240} [.!]"
+_ANSWER_RULE = r"answer ::= [^\n\[\]<>]{8,200} [.!]"
 #: GBNF grammar (llama.cpp) that forces the format above: one question, one answer.
 GROUNDED_GRAMMAR = (
     r'root ::= "[[[Usuario]]] " question "\n[[[Asistente]]] " answer' "\n"
