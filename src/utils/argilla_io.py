@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from utils.errors import CourseError
 from utils.secrets import get_secret
 from utils.settings import CourseSettings, get_settings
 from utils.simulated_review import Review
@@ -44,11 +45,8 @@ Revisa datos de entrenamiento generados por un LLM a partir de artículos de Wik
 """
 
 
-class ArgillaConfigError(RuntimeError):
+class ArgillaConfigError(CourseError):
     """Argilla is not configured or a dataset does not match; the message says what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 @dataclass(frozen=True)

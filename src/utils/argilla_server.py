@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils.errors import CourseError
 from utils.llm_server import _log_tail, _port_busy, _reap
 from utils.paths import cache_dir, repo_root, run_dir
 
@@ -62,11 +63,8 @@ SERVER_VERSION = "2.8.0"
 REQUIREMENTS_FILE = "requirements-argilla-server.txt"
 
 
-class ArgillaServerError(RuntimeError):
+class ArgillaServerError(CourseError):
     """The local Argilla server could not be installed, started or reached; says what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from utils.errors import CourseError
 from utils.llm_client import Completion, LLMClient, chat, default_client
 from utils.structured_output import JsonResult, ask_json, describe_schema
 
@@ -84,11 +85,8 @@ def history_tokens(messages: Sequence[Mapping[str, str]], count: TokenCounter = 
     return sum(count(m["content"]) + MESSAGE_OVERHEAD for m in messages) + REPLY_OVERHEAD
 
 
-class HistoryBudgetError(ValueError):
+class HistoryBudgetError(CourseError, ValueError):
     """Not even the system prompt and the last message fit in the token budget."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 def trim_history(

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from utils.errors import CourseError
 from utils.retry import RetryPolicy, retry_call
 from utils.secrets import get_secret
 from utils.settings import CourseSettings, get_settings
@@ -193,11 +194,8 @@ def llm_service(endpoint: Endpoint | None = None) -> list[Service]:
 # --------------------------------------------------------------------------- errors
 
 
-class LLMError(RuntimeError):
+class LLMError(CourseError):
     """A call to the LLM server failed; the message says what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 class LLMUnavailableError(LLMError):

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
+from utils.errors import CourseError
 from utils.paths import data_dir
 
 #: End sections of Spanish Wikipedia articles that are lists, not prose.  The Manual of
@@ -156,11 +157,8 @@ def excerpt(text: str, max_chars: int) -> str:
     return head.strip()
 
 
-class CorpusNotFoundError(RuntimeError):
+class CorpusNotFoundError(CourseError):
     """The mini corpus file is missing or malformed; the message says which line."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 def read_jsonl(filename: str) -> list[dict]:

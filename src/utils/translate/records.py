@@ -23,21 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.errors import CourseError
 from utils.paths import data_dir
 from utils.settings import TranslateSettings
 
 ROLES = ("human", "gpt")
 
 
-class TranslateError(RuntimeError):
+class TranslateError(CourseError):
     """A problem the user must fix (bad input, wrong folder, incompatible resume).
 
     The message says what is wrong, where, and how to fix it; in Jupyter it is shown
     without a traceback.
     """
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 @dataclass(frozen=True)
