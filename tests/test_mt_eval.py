@@ -15,6 +15,7 @@ from utils.mt_eval import (  # noqa: E402
     plot_scores,
     score_translations,
     sentence_chrf,
+    share_matching,
     wins,
 )
 
@@ -69,3 +70,11 @@ def test_table_wins_and_plot():
     assert wins(table["chrF buenos"].tolist(), table["chrF malos"].tolist()) == (1, 1, 0)
     ax = plot_scores({"base": MTScores(10, 1, 2), "buenos": MTScores(40, 12, 2)})
     assert len(ax.patches) == 4 and "2 frases" in ax.get_title()
+
+
+def test_share_matching_counts_texts_with_the_pattern():
+    articles = r"\b(el|la|los|las|un|una)\b"
+    assert share_matching(["El gato duerme.", "Gato duerme.", "Veo una casa.", "Casa blanco."], articles) == 0.5
+    assert share_matching(["ayudar yo encontrar"], "ayudar yo") == 1.0
+    with pytest.raises(EvaluationError):
+        share_matching([], articles)

@@ -89,6 +89,20 @@ def wins(a: Sequence[float], b: Sequence[float]) -> tuple[int, int, int]:
     return better, len(a) - better - worse, worse
 
 
+def share_matching(texts: Sequence[str], pattern: str) -> float:
+    """Fraction of ``texts`` in which the regular expression ``pattern`` occurs (case-insensitive).
+
+    A quick, measurable symptom of a systematic error: e.g. how many outputs contain an
+    article at all, when the bad training data drop them.
+    """
+    import re
+
+    if not texts:
+        raise EvaluationError("no texts to count")
+    regex = re.compile(pattern, re.IGNORECASE)
+    return sum(bool(regex.search(t)) for t in texts) / len(texts)
+
+
 def plot_scores(scores: Mapping[str, MTScores], *, title: str = "", ax: Any = None) -> Any:
     """Grouped bar chart of chrF and BLEU per system; returns the matplotlib Axes."""
     import matplotlib.pyplot as plt
