@@ -127,19 +127,28 @@ class SftDpoSettings:
 class GoodBadSettings:
     """Notebook 03 — the same model fine-tuned on good vs bad translation pairs."""
 
-    base_model: str
-    good_dataset: str
-    bad_dataset: str
-    test_file: str  # held-out pairs with references (data/)
-    max_length: int  # tokens per training example
+    base_model: str  # instruct model both runs start from (``local:`` = shipped SmolLM2)
+    good_dataset: str  # ``local:data/<file>.jsonl`` or a Hub dataset with source/target
+    bad_dataset: str  # same English sources as good_dataset, bad translations
+    test_file: str  # held-out pairs with references (data/), never trained on
+    system_prompt: str  # the instruction every example (and every evaluation) starts with
+    max_length: int  # tokens per training example (chosen from the length histogram)
     max_steps: int  # optimizer steps per run (same for both runs)
     batch_size: int
     learning_rate: float
+    lr_scheduler: str  # transformers scheduler name
+    logging_steps: int  # one loss point every this many steps
     lora_r: int
     lora_alpha: int
+    lora_dropout: float
     load_in_4bit: bool  # QLoRA on a T4 in full
-    eval_pairs: int  # held-out pairs translated for scoring
+    precision: str  # "fp32" (CPU), "fp16" (T4) or "bf16" (A100/H100)
+    activation_checkpointing: bool  # recompute activations: less memory, slower (T4 yes, 135M no)
+    eval_pairs: int  # held-out pairs translated for scoring (0 = all)
+    eval_batch_size: int  # sentences per generate() call
+    max_new_tokens: int  # generation cap per translation
     seed: int
+    push_repo: str  # Hub repo for the merged good model ("" = do not push)
 
 
 @dataclass(frozen=True)
@@ -242,15 +251,24 @@ _MINI = CourseSettings(
         good_dataset="local:data/en_es_good.jsonl",
         bad_dataset="local:data/en_es_bad.jsonl",
         test_file="en_es_test.jsonl",
-        max_length=128,
+        system_prompt="Translate the user's English text into Spanish.",
+        max_length=96,
         max_steps=40,
         batch_size=8,
         learning_rate=1e-3,
+        lr_scheduler="constant",
+        logging_steps=4,
         lora_r=16,
         lora_alpha=32,
+        lora_dropout=0.0,
         load_in_4bit=False,
-        eval_pairs=40,
+        precision="fp32",
+        activation_checkpointing=False,
+        eval_pairs=0,
+        eval_batch_size=48,
+        max_new_tokens=40,
         seed=42,
+        push_repo="",
     ),
     llava=LlavaSettings(
         model_id="local:tiny-llava-smollm2",
@@ -331,15 +349,24 @@ _FULL = CourseSettings(
         good_dataset="mrm8488/en_es_sample_good",
         bad_dataset="mrm8488/en_es_sample_bad",
         test_file="en_es_test.jsonl",
+        system_prompt="Translate the user's English text into Spanish.",
         max_length=256,
         max_steps=120,
         batch_size=8,
         learning_rate=2e-4,
+        lr_scheduler="constant",
+        logging_steps=10,
         lora_r=16,
         lora_alpha=32,
+        lora_dropout=0.05,
         load_in_4bit=True,
-        eval_pairs=40,
+        precision="fp16",
+        activation_checkpointing=True,
+        eval_pairs=0,
+        eval_batch_size=16,
+        max_new_tokens=96,
         seed=42,
+        push_repo="",
     ),
     llava=LlavaSettings(
         model_id="llava-hf/llava-1.5-7b-hf",
