@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
+from utils.static_checks import unknown_keywords  # noqa: E402
 from utils.finetune import (  # noqa: E402
-    call_keywords,
     generate_greedy,
     length_summary,
     loss_curve,
@@ -22,7 +22,6 @@ from utils.finetune import (  # noqa: E402
     plot_loss_curves,
     save_adapter,
     supervised_text,
-    unknown_keywords,
 )
 from utils.notebook_cells import TaggedCellError, run_tagged_cells, tagged_cell_sources  # noqa: E402
 from utils.paths import notebooks_dir, repo_root  # noqa: E402
@@ -144,22 +143,6 @@ def test_one_step_adapter_saves_and_merges_to_the_same_outputs(smollm2, tmp_path
 
 
 # --------------------------------------------------------------------------- static checks
-
-
-def test_call_keywords_and_unknown_keywords():
-    source = "%pip install x\n!ls\nfrom a import f\nx = f(1, good=2, **extra)\ny = obj.method(bad=3)\n"
-    assert call_keywords(source) == [("f", ["good"], 4), ("obj.method", ["bad"], 5)]
-
-    def f(a, good=0):
-        return a
-
-    def anything(**kwargs):
-        return kwargs
-
-    problems = unknown_keywords(source, {"f": f, "obj.method": f}, where="cell")
-    assert [(p.call, p.keyword) for p in problems] == [("obj.method", "bad")]
-    assert "cell:5" in str(problems[0])
-    assert unknown_keywords(source, {"obj.method": anything}, where="cell") == []
 
 
 def _library_targets() -> dict:

@@ -1,5 +1,5 @@
 """Fine-tuning plumbing shared by the training notebooks: loss curves, greedy generation,
-saving and merging LoRA adapters, and a static check of library keyword arguments.
+saving and merging LoRA adapters.
 
 The notebooks show the important lines (``LoraConfig``, ``SFTConfig``, ``SFTTrainer``);
 this module holds what is the same in every run and not worth reading twice.
@@ -210,68 +210,3 @@ def push_folder(folder: Path, repo_id: str, token: str, *, private: bool = True)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload merged model (curso, cuaderno 03)")
     return str(url)
-
-
-# --------------------------------------------------------------------------- static checks
-
-
-@dataclass(frozen=True)
-class KwargProblem:
-    """A keyword argument that the installed library does not accept."""
-
-    where: str
-    call: str
-    keyword: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.call}(… {self.keyword}=…) is not accepted by the installed version"
-
-
-def call_keywords(source: str) -> list[tuple[str, list[str], int]]:
-    """``(dotted callee name, keyword names, line)`` of every call in Python ``source``.
-
-    IPython magics (``%pip``, ``!git``) are blanked out first so notebook cells parse.
-    """
-    cleaned = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-    calls = []
-    for node in ast.walk(ast.parse(cleaned)):
-        if isinstance(node, ast.Call):
-            name = _dotted(node.func)
-            if name:
-                calls.append((name, [k.arg for k in node.keywords if k.arg is not None], node.lineno))
-    return calls
-
-
-def _dotted(node: ast.AST) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
-        return f"{inner}.{node.attr}" if inner else node.attr
-    return ""
-
-
-def accepted_keywords(target: Callable[..., Any]) -> set[str] | None:
-    """Keyword names ``target`` accepts, or None when it takes ``**kwargs`` (anything goes)."""
-    params = inspect.signature(target).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def unknown_keywords(source: str, targets: Mapping[str, Callable[..., Any]], *, where: str) -> list[KwargProblem]:
-    """Keyword arguments in ``source`` that the callables in ``targets`` would reject.
-
-    ``targets`` maps the name used in the code (``"SFTConfig"``, ``"trainer.save_model"``…)
-    to the installed callable.  Used by the tests to check the full profile's calls against
-    the pinned library versions without running them (no GPU, no Hub here).
-    """
-    problems = []
-    for name, keywords, line in call_keywords(source):
-        if name not in targets:
-            continue
-        accepted = accepted_keywords(targets[name])
-        if accepted is None:
-            continue
-        problems += [KwargProblem(f"{where}:{line}", name, k) for k in keywords if k not in accepted]
-    return problems
