@@ -10,6 +10,7 @@ import textwrap
 FOUNDATION_MODULES = [
     "utils",
     "utils.paths",
+    "utils.errors",
     "utils.settings",
     "utils.course",
     "utils.secrets",

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from utils.errors import CourseError
 from utils.exercises import Expectation, report
 from utils.language import detect_language, is_language
 from utils.retry import RetryPolicy, TransientError, is_transient, retry_call
@@ -91,3 +92,14 @@ def test_report(capsys):
     out = capsys.readouterr().out
     assert "✅ a" in out and "❌ b — pista: mira X" in out
     assert report("empty", []) is False
+
+
+def test_course_errors_render_as_their_message_only():
+    from utils.assets import AssetMissingError
+    from utils.llm_server import LLMServerError
+    from utils.preflight import PreflightError
+    from utils.secrets import MissingSecretError
+
+    assert CourseError("Run `make setup`.")._render_traceback_() == ["❌ Run `make setup`."]
+    for cls in (AssetMissingError, LLMServerError, MissingSecretError, PreflightError):
+        assert issubclass(cls, CourseError) and issubclass(cls, RuntimeError)

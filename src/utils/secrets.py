@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from utils.errors import CourseError
 
-class MissingSecretError(RuntimeError):
+
+class MissingSecretError(CourseError):
     """A required secret is not set.  The message says how to set it."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 @dataclass(frozen=True)

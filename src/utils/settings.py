@@ -79,48 +79,76 @@ class LLMSettings:
 class TranslateSettings:
     """Notebook 01 — translate LLaVA-Instruct-150K conversations to Spanish."""
 
-    dataset_id: str  # Hub dataset (full) or a file in data/ (mini)
+    dataset_id: str  # Hub dataset repo (full) or "local:data" (mini: a file in data/)
     dataset_file: str  # file inside the dataset repo / data/ folder
     rows: int  # how many conversations to translate (0 = all)
     backend: str  # "seq2seq" (transformers MT) or "openai" (chat endpoint)
-    mt_model_id: str  # seq2seq model id (``local:`` = built from config)
+    mt_model_id: str  # seq2seq model id (``local:`` = opus-mt-en-es architecture, random weights)
     chunk_size: int  # rows per chunk file (resume granularity)
     batch_size: int  # segments per forward pass
     max_new_tokens: int  # generation cap per segment
+    num_beams: int  # 1 = greedy; opus-mt's own default is 4
+    llm_rows: int  # rows the notebook translates with the chat (LLM) backend
+    chat_concurrency: int  # parallel requests to the chat endpoint
+    chat_max_tokens: int  # generation cap per segment for the chat backend
+    push_to_hub: str  # dataset repo to push the result to ("" = do not push)
 
 
 @dataclass(frozen=True)
 class SftDpoSettings:
     """Notebook 02 — SFT and DPO data with distilabel, reviewed in Argilla."""
 
-    wikipedia_dataset: str  # Hub dataset (full) or a file in data/ (mini)
-    wikipedia_config: str  # dump/language config (full)
-    articles: int  # articles kept for generation
-    min_chars: int  # articles shorter than this are dropped
+    wikipedia_dataset: str  # Hub dataset (full, streamed) or "local:data" (mini)
+    wikipedia_config: str  # dump config (full) or the file in data/ (mini)
+    scan_limit: int  # raw articles read at most while looking for good ones
+    articles: int  # articles kept for generation (one instruction each)
+    min_chars: int  # articles shorter than this (after stripping end sections) are dropped
     max_chars: int  # articles longer than this are dropped
-    generator_model: str  # LLM that writes instructions/answers
-    judge_model: str  # LLM that judges candidates (UltraFeedback)
-    candidates: int  # candidate answers per instruction
+    context_chars: int  # excerpt of the article the generator sees
+    generator_model: str  # LLM that writes the instruction and the grounded answer
+    candidate_models: tuple[str, ...]  # one closed-book candidate answer per model
+    judge_model: str  # LLM that rates all candidates in one call (UltraFeedback)
+    max_new_tokens_instruction: int  # instruction + grounded answer
+    max_new_tokens_answer: int  # each closed-book candidate
+    max_new_tokens_judge: int  # ratings + rationales for all candidates
+    temperature: float  # sampling temperature of the generators
+    batch_size: int  # rows per distilabel call (and per cache write)
     argilla_workspace: str
+    argilla_dataset_prefix: str  # datasets "<prefix>-sft" and "<prefix>-dpo"
+    seed: int
+
+    @property
+    def candidates(self) -> int:
+        """Candidate answers per instruction: the grounded one plus one per candidate model."""
+        return 1 + len(self.candidate_models)
 
 
 @dataclass(frozen=True)
 class GoodBadSettings:
     """Notebook 03 — the same model fine-tuned on good vs bad translation pairs."""
 
-    base_model: str
-    good_dataset: str
-    bad_dataset: str
-    test_file: str  # held-out pairs with references (data/)
-    max_length: int  # tokens per training example
+    base_model: str  # instruct model both runs start from (``local:`` = shipped SmolLM2)
+    good_dataset: str  # ``local:data/<file>.jsonl`` or a Hub dataset with source/target
+    bad_dataset: str  # same English sources as good_dataset, bad translations
+    test_file: str  # held-out pairs with references (data/), never trained on
+    system_prompt: str  # the instruction every example (and every evaluation) starts with
+    max_length: int  # tokens per training example (chosen from the length histogram)
     max_steps: int  # optimizer steps per run (same for both runs)
     batch_size: int
     learning_rate: float
+    lr_scheduler: str  # transformers scheduler name
+    logging_steps: int  # one loss point every this many steps
     lora_r: int
     lora_alpha: int
+    lora_dropout: float
     load_in_4bit: bool  # QLoRA on a T4 in full
-    eval_pairs: int  # held-out pairs translated for scoring
+    precision: str  # "fp32" (CPU), "fp16" (T4) or "bf16" (A100/H100)
+    activation_checkpointing: bool  # recompute activations: less memory, slower (T4 yes, 135M no)
+    eval_pairs: int  # held-out pairs translated for scoring (0 = all)
+    eval_batch_size: int  # sentences per generate() call
+    max_new_tokens: int  # generation cap per translation
     seed: int
+    push_repo: str  # Hub repo for the merged good model ("" = do not push)
 
 
 @dataclass(frozen=True)
@@ -159,8 +187,15 @@ class PromptingSettings:
     """Notebook 05 — prompt engineering against a local OpenAI-compatible server."""
 
     temperature: float  # 0 = deterministic answers for the lesson
-    max_history_tokens: int  # chatbot history budget
-    json_retries: int  # repair attempts for invalid JSON
+    max_tokens: int  # generation budget per answer
+    json_max_tokens: int  # generation budget per JSON answer
+    timeout_s: float  # per request; a big model on CPU needs more
+    json_repairs: int  # times an invalid JSON answer is sent back for repair
+    reviews_file: str  # product reviews with gold labels, in data/
+    json_reviews: int  # reviews used to compare the JSON strategies (0 = all)
+    menu_file: str  # the shop's menu and prices, in data/
+    max_history_tokens: int  # chatbot history budget (system prompt included)
+    chat_max_tokens: int  # generation budget per chatbot reply
 
 
 @dataclass(frozen=True)
@@ -195,35 +230,58 @@ _MINI = CourseSettings(
         rows=0,
         backend="seq2seq",
         mt_model_id="local:opus-mt-en-es-random",
-        chunk_size=20,
-        batch_size=32,
-        max_new_tokens=24,
+        chunk_size=10,
+        batch_size=64,
+        max_new_tokens=16,
+        num_beams=1,
+        llm_rows=2,
+        chat_concurrency=1,
+        chat_max_tokens=64,
+        push_to_hub="",
     ),
     sft_dpo=SftDpoSettings(
         wikipedia_dataset="local:data",
         wikipedia_config="wikipedia_es_mini.jsonl",
-        articles=30,
+        scan_limit=100,
+        articles=5,
         min_chars=400,
         max_chars=6000,
+        context_chars=700,
         generator_model="local:smollm2-135m-instruct-gguf",
+        candidate_models=("local:smollm2-135m-instruct-gguf",),
         judge_model="local:smollm2-135m-instruct-gguf",
-        candidates=2,
+        max_new_tokens_instruction=160,
+        max_new_tokens_answer=96,
+        max_new_tokens_judge=150,
+        temperature=0.7,
+        batch_size=3,
         argilla_workspace="argilla",
+        argilla_dataset_prefix="curso-02-mini",
+        seed=42,
     ),
     good_bad=GoodBadSettings(
         base_model="local:smollm2-135m-instruct",
         good_dataset="local:data/en_es_good.jsonl",
         bad_dataset="local:data/en_es_bad.jsonl",
         test_file="en_es_test.jsonl",
-        max_length=128,
+        system_prompt="Translate the user's English text into Spanish.",
+        max_length=96,
         max_steps=40,
         batch_size=8,
         learning_rate=1e-3,
+        lr_scheduler="constant",
+        logging_steps=4,
         lora_r=16,
         lora_alpha=32,
+        lora_dropout=0.0,
         load_in_4bit=False,
-        eval_pairs=40,
+        precision="fp32",
+        activation_checkpointing=False,
+        eval_pairs=0,
+        eval_batch_size=48,
+        max_new_tokens=40,
         seed=42,
+        push_repo="",
     ),
     llava=LlavaSettings(
         model_id="local:tiny-llava-smollm2",
@@ -252,7 +310,18 @@ _MINI = CourseSettings(
         merge_check_rows=8,
         seed=42,
     ),
-    prompting=PromptingSettings(temperature=0.0, max_history_tokens=1024, json_retries=2),
+    prompting=PromptingSettings(
+        temperature=0.0,
+        max_tokens=80,
+        json_max_tokens=80,
+        timeout_s=120.0,
+        json_repairs=1,
+        reviews_file="resenas_productos.jsonl",
+        json_reviews=4,
+        menu_file="tienda_menu.json",
+        max_history_tokens=450,
+        chat_max_tokens=60,
+    ),
     needs_gpu=False,
     min_vram_gb=0.0,
     min_disk_gb=2.0,
@@ -275,32 +344,55 @@ _FULL = CourseSettings(
         chunk_size=500,
         batch_size=64,
         max_new_tokens=256,
+        num_beams=4,
+        llm_rows=5,
+        chat_concurrency=4,
+        chat_max_tokens=256,
+        push_to_hub="",
     ),
     sft_dpo=SftDpoSettings(
         wikipedia_dataset="wikimedia/wikipedia",
         wikipedia_config="20231101.es",
+        scan_limit=5000,
         articles=200,
         min_chars=1500,
         max_chars=20000,
+        context_chars=4000,
         generator_model="Qwen/Qwen2.5-1.5B-Instruct",
-        judge_model="Qwen/Qwen2.5-1.5B-Instruct",
-        candidates=3,
+        candidate_models=("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+        judge_model="Qwen/Qwen2.5-3B-Instruct",
+        max_new_tokens_instruction=384,
+        max_new_tokens_answer=256,
+        max_new_tokens_judge=512,
+        temperature=0.7,
+        batch_size=16,
         argilla_workspace="argilla",
+        argilla_dataset_prefix="curso-02",
+        seed=42,
     ),
     good_bad=GoodBadSettings(
         base_model="Qwen/Qwen2.5-0.5B-Instruct",
         good_dataset="mrm8488/en_es_sample_good",
         bad_dataset="mrm8488/en_es_sample_bad",
         test_file="en_es_test.jsonl",
+        system_prompt="Translate the user's English text into Spanish.",
         max_length=256,
         max_steps=120,
         batch_size=8,
         learning_rate=2e-4,
+        lr_scheduler="constant",
+        logging_steps=10,
         lora_r=16,
         lora_alpha=32,
+        lora_dropout=0.05,
         load_in_4bit=True,
-        eval_pairs=40,
+        precision="fp16",
+        activation_checkpointing=True,
+        eval_pairs=0,
+        eval_batch_size=16,
+        max_new_tokens=96,
         seed=42,
+        push_repo="",
     ),
     llava=LlavaSettings(
         model_id="llava-hf/llava-1.5-7b-hf",
@@ -330,7 +422,18 @@ _FULL = CourseSettings(
         merge_check_rows=8,
         seed=42,
     ),
-    prompting=PromptingSettings(temperature=0.0, max_history_tokens=3000, json_retries=2),
+    prompting=PromptingSettings(
+        temperature=0.0,
+        max_tokens=400,
+        json_max_tokens=200,
+        timeout_s=300.0,
+        json_repairs=2,
+        reviews_file="resenas_productos.jsonl",
+        json_reviews=0,
+        menu_file="tienda_menu.json",
+        max_history_tokens=2500,
+        chat_max_tokens=200,
+    ),
     needs_gpu=True,
     min_vram_gb=14.0,
     min_disk_gb=30.0,

@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Notebook 03's experiment over several seeds: is "good data beat bad data" robust?
+
+Runs the notebook's own setup and configuration cells (tagged ``good-bad-setup`` and
+``good-bad-config``), so the runs use exactly the LoraConfig/SFTConfig a learner reads,
+and for each seed trains the good and the bad model and scores them with greedy decoding.
+
+    .venv/bin/python benchmarks/good_bad_seeds.py --seeds 1 2 3
+    .venv/bin/python benchmarks/good_bad_seeds.py --seeds 1 2 --validation 24 --eval-at 16 24 32 40
+
+``--validation N`` holds out N training sources (the same ones in both sets) and scores on
+their good translations instead of the test set: use it to choose steps or the learning
+rate, never the test set.  ``--eval-at`` also scores intermediate steps; with the constant
+learning rate of the course, the model at step k is the one a k-step run would produce.
+Results go to ``build/benchmarks/good_bad_seeds.json`` (rewritten after every run, so an
+interrupted benchmark keeps what it measured) and a table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--steps", type=int, default=0, help="override max_steps (0 = the profile's)")
+    parser.add_argument("--learning-rate", type=float, default=0.0, help="override (0 = the profile's)")
+    parser.add_argument("--validation", type=int, default=0, help="hold out N training sources and score on them")
+    parser.add_argument("--eval-at", type=int, nargs="*", default=[], help="also score at these steps")
+    parser.add_argument("--profile", default="mini", choices=["mini", "full"])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("COURSE_PROFILE", args.profile)
+    from transformers import TrainerCallback
+
+    from utils.finetune import generate_greedy, loss_curve
+    from utils.mt_eval import score_translations
+    from utils.notebook import go_offline
+    from utils.notebook_cells import run_tagged_cells
+    from utils.paths import build_dir, notebooks_dir
+    from utils.settings import get_settings
+    from utils.translation_pairs import load_pairs, prompt_messages, split_validation
+
+    cfg = get_settings(args.profile).good_bad
+    if args.profile == "mini":
+        go_offline()
+    ns = run_tagged_cells(
+        notebooks_dir() / "03_datos_buenos_vs_malos.ipynb", ["good-bad-setup", "good-bad-config"], {"cfg": cfg}
+    )
+    tokenizer, sft_config, crear_trainer = ns["tokenizer"], ns["sft_config"], ns["crear_trainer"]
+    if args.steps:
+        sft_config.max_steps = args.steps
+    if args.learning_rate:
+        sft_config.learning_rate = args.learning_rate
+    sft_config.disable_tqdm = True
+
+    sets = {"good": load_pairs(cfg.good_dataset), "bad": load_pairs(cfg.bad_dataset)}
+    if args.validation:
+        split = {name: split_validation(pairs, args.validation, seed=0) for name, pairs in sets.items()}
+        sets = {name: train for name, (train, _) in split.items()}
+        scored_on, eval_pairs = f"validation ({args.validation} held-out training sources)", split["good"][1]
+    else:
+        scored_on, eval_pairs = f"test ({cfg.test_file})", load_pairs(f"local:data/{cfg.test_file}", limit=cfg.eval_pairs)
+    conversations = [prompt_messages(p.source, cfg.system_prompt) for p in eval_pairs]
+    references = [p.target for p in eval_pairs]
+
+    def score(model) -> dict[str, float]:
+        hyps = generate_greedy(
+            model, tokenizer, conversations, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size
+        )
+        s = score_translations(hyps, references)
+        return {"chrf": s.chrf, "bleu": s.bleu}
+
+    class ScoreAt(TrainerCallback):
+        def __init__(self) -> None:
+            self.scores: dict[int, dict[str, float]] = {}
+
+        def on_step_end(self, _args, state, control, model=None, **kwargs):
+            if state.global_step in args.eval_at and state.global_step != sft_config.max_steps:
+                self.scores[state.global_step] = score(model)
+
+    out = args.out or build_dir() / "benchmarks" / "good_bad_seeds.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs: list[dict] = []
+    print(f"Scoring on {scored_on}; steps={sft_config.max_steps}, lr={sft_config.learning_rate}, seeds={args.seeds}")
+    for seed in args.seeds:
+        sft_config.seed = sft_config.data_seed = seed
+        for name in ("good", "bad"):
+            trainer = crear_trainer(sets[name])
+            callback = ScoreAt()
+            trainer.add_callback(callback)
+            load_before = os.getloadavg()[0]
+            cpu, wall = time.process_time(), time.perf_counter()
+            trainer.train()
+            train_s, train_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+            callback.scores[sft_config.max_steps] = score(trainer.model)
+            runs.append(
+                {
+                    "seed": seed, "data": name, "steps": sft_config.max_steps, "lr": sft_config.learning_rate,
+                    "scored_on": scored_on, "scores": callback.scores,
+                    "final_loss": loss_curve(trainer.state.log_history).last,
+                    "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu_s, 1),
+                    "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                    "threads": __import__("torch").get_num_threads(),
+                }
+            )
+            print(json.dumps(runs[-1]), flush=True)
+            out.write_text(json.dumps(runs, indent=2), encoding="utf-8")
+
+    print(f"\nchrF gap good − bad on {scored_on}")
+    print(f"{'seed':>5} {'step':>5} {'chrF good':>10} {'chrF bad':>9} {'gap':>6} {'BLEU good':>10} {'BLEU bad':>9}")
+    by_key = {(r["seed"], r["data"]): r for r in runs}
+    gaps = []
+    for seed in args.seeds:
+        good, bad = by_key[(seed, "good")]["scores"], by_key[(seed, "bad")]["scores"]
+        for step in sorted(good):
+            gap = good[step]["chrf"] - bad[step]["chrf"]
+            if step == sft_config.max_steps:
+                gaps.append(gap)
+            print(f"{seed:>5} {step:>5} {good[step]['chrf']:>10.2f} {bad[step]['chrf']:>9.2f} {gap:>+6.2f} "
+                  f"{good[step]['bleu']:>10.2f} {bad[step]['bleu']:>9.2f}")
+    print(f"final-step gaps: {[round(g, 2) for g in gaps]}; good wins {sum(g > 0 for g in gaps)}/{len(gaps)}")
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""The base class of the course's learner-facing errors.
+
+Every error a learner may meet in a notebook says what was wrong and how to fix it.  In
+Jupyter (IPython), :class:`CourseError` is shown as that message alone — no stack trace —
+through IPython's ``_render_traceback_`` hook; elsewhere it is an ordinary exception.
+"""
+
+from __future__ import annotations
+
+
+class CourseError(RuntimeError):
+    """An actionable error: the message names the problem and the fix."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
+        return [f"\u274c {self}"]

@@ -1,0 +1,212 @@
+"""Fine-tuning plumbing shared by the training notebooks: loss curves, greedy generation,
+saving and merging LoRA adapters.
+
+The notebooks show the important lines (``LoraConfig``, ``SFTConfig``, ``SFTTrainer``);
+this module holds what is the same in every run and not worth reading twice.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Message = dict[str, str]
+
+
+# --------------------------------------------------------------------------- loss curves
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """Training loss logged by a ``Trainer`` run: one point per logging step."""
+
+    steps: list[int]
+    losses: list[float]
+
+    @property
+    def first(self) -> float:
+        return self.losses[0]
+
+    @property
+    def last(self) -> float:
+        return self.losses[-1]
+
+
+def loss_curve(log_history: Iterable[Mapping[str, Any]]) -> LossCurve:
+    """Extract ``(step, loss)`` from ``trainer.state.log_history``.
+
+    The history mixes training logs (with ``loss``), evaluation logs (``eval_loss``) and a
+    final summary (``train_loss``); only the per-step training losses are kept.
+
+    Raises:
+        ValueError: when no training loss was logged (set ``logging_steps`` ≤ ``max_steps``).
+    """
+    points = [
+        (int(entry["step"]), float(entry["loss"]))
+        for entry in log_history
+        if "loss" in entry and "step" in entry
+    ]
+    if not points:
+        raise ValueError(
+            "No training loss in the log history: the run logged nothing. Set SFTConfig(logging_steps=...) "
+            "to a number of steps smaller than max_steps."
+        )
+    steps, losses = zip(*points)
+    return LossCurve(steps=list(steps), losses=list(losses))
+
+
+def plot_loss_curves(curves: Mapping[str, LossCurve], *, ax: Any = None, title: str = "") -> Any:
+    """Plot several loss curves on one Axes (returned)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.8))
+    for name, curve in curves.items():
+        ax.plot(curve.steps, curve.losses, marker="o", markersize=3, label=name)
+    ax.set_xlabel("paso de optimización")
+    ax.set_ylabel("pérdida de entrenamiento")
+    ax.set_title(title or "Curvas de pérdida")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_length_histogram(lengths: Sequence[int], *, max_length: int | None = None, ax: Any = None) -> Any:
+    """Histogram of tokens per example, with the chosen ``max_length`` as a vertical line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    ax.hist(lengths, bins=min(30, max(5, len(set(lengths)))), color="#4c72b0", alpha=0.85)
+    if max_length is not None:
+        ax.axvline(max_length, color="#c44e52", linestyle="--", label=f"max_length = {max_length}")
+        ax.legend()
+    ax.set_xlabel("tokens por ejemplo (plantilla de chat incluida)")
+    ax.set_ylabel("ejemplos")
+    ax.set_title("Longitud de los ejemplos de entrenamiento")
+    return ax
+
+
+def length_summary(lengths: Sequence[int]) -> dict[str, float]:
+    """Min, median, 95th percentile and max of a list of token counts (nearest-rank percentiles)."""
+    if not lengths:
+        raise ValueError("no lengths to summarize")
+    ordered = sorted(lengths)
+
+    def pct(q: float) -> float:
+        return float(ordered[max(0, math.ceil(q * len(ordered)) - 1)])
+
+    return {"min": float(ordered[0]), "p50": pct(0.5), "p95": pct(0.95), "max": float(ordered[-1])}
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def generate_greedy(
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[list[Message]],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    desc: str = "generando",
+) -> list[str]:
+    """Answer each conversation with greedy decoding; returns the decoded answers, stripped.
+
+    Prompts are rendered with the model's chat template plus the generation prompt
+    (``<|im_start|>assistant``-style header) and tokenized with ``add_special_tokens=False``
+    so no BOS is added twice.  Batches are padded on the left, as decoder-only models need;
+    the tokenizer's padding side is restored afterwards.  Generation stops at the model's
+    end-of-turn token (``generation_config.eos_token_id``) or after ``max_new_tokens``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if tokenizer.pad_token is None:
+        raise ValueError("The tokenizer has no pad token; set tokenizer.pad_token (e.g. to its eos token).")
+    prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    outputs: list[str] = []
+    was_training = model.training
+    previous_side = tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    try:
+        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+            batch = tokenizer(
+                prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
+            with torch.no_grad():
+                generated = model.generate(
+                    **batch,
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            new_tokens = generated[:, batch["input_ids"].shape[1] :]
+            outputs += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = previous_side
+        model.train(was_training)
+    return outputs
+
+
+def supervised_text(tokenizer: Any, input_ids: Sequence[int], labels: Sequence[int]) -> str:
+    """The part of one collated training example that the loss is computed on.
+
+    Tokens whose label is ``-100`` (the prompt, the padding) are left out; special tokens
+    are kept, so you can see whether the end-of-turn token is learned.
+    """
+    kept = [token for token, label in zip(input_ids, labels) if label != -100]
+    return tokenizer.decode(kept, skip_special_tokens=False)
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def save_adapter(trainer: Any, folder: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+    """Save the trained LoRA adapter (and tokenizer) to ``folder``, plus ``training.json``.
+
+    ``training.json`` records the loss history and anything in ``extra`` (data set, seed,
+    time), so an adapter on disk says how it was made.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(folder))
+    info = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step, **(extra or {})}
+    (folder / "training.json").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    return folder
+
+
+def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, *, dtype: str = "float16") -> Path:
+    """Load ``base_model`` in ``dtype``, apply the adapter, merge it into the weights and save.
+
+    Merging needs the base in a floating-point type (not 4-bit): this reloads it, so it
+    works the same after QLoRA training.  The result is a plain transformers model that
+    any tool (vLLM, llama.cpp conversion, ``pipeline``) can load without PEFT.
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=getattr(torch, dtype))
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out_dir))
+    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(out_dir))
+    return out_dir
+
+
+def push_folder(folder: Path, repo_id: str, token: str, *, private: bool = True) -> str:
+    """Create ``repo_id`` on the Hub if needed and upload ``folder``; returns the repo URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload merged model (curso, cuaderno 03)")
+    return str(url)

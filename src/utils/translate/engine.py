@@ -1,0 +1,543 @@
+"""The translation engine: chunks, cache, batches, retries, quarantine, report, merge.
+
+.. code-block:: python
+
+    from utils.translate import make_backend, run_translation, merge_outputs
+
+    backend = make_backend("seq2seq")            # or "openai"
+    report = run_translation("llava.json", "out/", backend, chunk_size=500)
+    merge_outputs(["out/"], "llava_es.jsonl")
+
+How one chunk is translated:
+
+1. every row is validated; malformed rows go to quarantine with their reason;
+2. every turn is split into literals and sentences (:mod:`utils.translate.segments`);
+3. identical sentences are translated once: the cache (SQLite) answers repeats, the rest
+   are sorted by length and sent in batches of ``backend.batch_size``;
+4. a failing batch is retried with exponential backoff and jitter
+   (:func:`utils.retry.retry_call`); if it keeps failing it is split in halves until the
+   sentence that fails is isolated, and only the rows that need it are quarantined;
+   several isolated failures in a row mean the backend is down: the run stops with
+   :class:`BackendUnavailableError`, losing nothing already committed;
+5. a translation that lost a protected span is redone piece by piece;
+6. rows are rebuilt, checked (:mod:`utils.translate.quality`) and committed atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from utils.retry import RetryPolicy, is_transient, retry_call
+from utils.translate.backends import Backend
+from utils.translate.quality import QAConfig, check_rows, merge_summaries, summarize
+from utils.translate.records import (
+    TranslateError,
+    ValidRow,
+    file_sha256,
+    load_rows,
+    quarantine_entry,
+    translated_row,
+    validate_row,
+)
+from utils.translate.segments import (
+    DEFAULT_RULES,
+    ProtectionRules,
+    Segment,
+    Template,
+    clean_output,
+    has_letters,
+    segment_text,
+    strip_added_markup,
+    verify_translation,
+)
+from utils.translate.store import (
+    ChunkStore,
+    RunIdentity,
+    Shard,
+    TranslationCache,
+    atomic_write_json,
+    atomic_writer,
+    jsonl_bytes,
+    read_jsonl,
+)
+
+log = logging.getLogger("utils.translate")
+
+DEFAULT_RETRY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=30.0)
+
+
+class BackendUnavailableError(TranslateError):
+    """The backend failed on several sentences in a row: it is down, not the data."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A sentence the backend could not translate, and why."""
+
+    reason: str
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+class SegmentTranslator:
+    """Translate sentences once each: cache, length-sorted batches, retries, bisection.
+
+    Args:
+        backend: the model or endpoint.
+        cache: the persistent cache (``None``: an in-memory dict only).
+        retry: retry policy of each backend call.
+        max_consecutive_failures: isolated failures in a row before giving up on the backend.
+        sleep: injectable for tests.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        cache: TranslationCache | None = None,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        max_consecutive_failures: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.memory: dict[str, str] = {}
+        self.retry = retry
+        self.max_consecutive_failures = max_consecutive_failures
+        self.sleep = sleep
+        self.consecutive_failures = 0
+        self.stats: Counter[str] = Counter()
+
+    def translate(
+        self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None
+    ) -> dict[str, str | Failure]:
+        """Map each distinct text to its raw translation (or a :class:`Failure`)."""
+        unique = list(dict.fromkeys(texts))
+        results: dict[str, str | Failure] = {t: self.memory[t] for t in unique if t in self.memory}
+        if self.cache is not None:
+            results.update(self.cache.get_many(t for t in unique if t not in results))
+        todo = sorted((t for t in unique if t not in results), key=len)
+        self.stats["segments"] += len(texts)
+        self.stats["sent"] += len(todo)
+        size = max(1, self.backend.batch_size)
+        for start in range(0, len(todo), size):
+            batch = todo[start : start + size]
+            began = time.perf_counter()
+            outputs = self._batch(batch)
+            self.stats["backend_ms"] += int((time.perf_counter() - began) * 1000)
+            done = [(s, o) for s, o in outputs.items() if isinstance(o, str)]
+            self.memory.update(done)
+            if self.cache is not None and done:
+                self.cache.put_many(done)
+            results.update(outputs)
+            if on_batch is not None:
+                on_batch(len(batch))
+        return results
+
+    def _call(self, batch: list[str]) -> list[str]:
+        outputs = self.backend.translate(batch)
+        if len(outputs) != len(batch) or not all(isinstance(o, str) for o in outputs):
+            raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(batch)} inputs (or non-strings)")
+        return list(outputs)
+
+    def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
+        self.stats["retries"] += 1
+        log.info("backend call failed (%s: %s); retry %d in %.2f s", type(exc).__name__, exc, attempt + 1, delay)
+
+    def _batch(self, batch: list[str]) -> dict[str, str | Failure]:
+        try:
+            outputs = retry_call(lambda: self._call(batch), self.retry, on_retry=self._on_retry, sleep=self.sleep)
+        except Exception as exc:  # noqa: BLE001 - any backend error is isolated, not fatal
+            if len(batch) > 1:  # find the sentence that fails; the others still get translated
+                self.stats["bisections"] += 1
+                middle = len(batch) // 2
+                return {**self._batch(batch[:middle]), **self._batch(batch[middle:])}
+            self.consecutive_failures += 1
+            kind = "transient, attempts exhausted" if is_transient(exc) else "permanent"
+            reason = f"{type(exc).__name__} ({kind}): {str(exc)[:200]}"
+            log.warning("sentence failed for good: %s", reason)
+            if self.consecutive_failures >= self.max_consecutive_failures:
+                raise BackendUnavailableError(
+                    f"The backend failed on {self.consecutive_failures} sentences in a row (last: {reason}). "
+                    "It looks down or misconfigured. Finished chunks are safe: fix the backend and run the "
+                    "same command again to resume."
+                ) from exc
+            self.stats["failed"] += 1
+            return {batch[0]: Failure(reason)}
+        self.consecutive_failures = 0
+        return dict(zip(batch, outputs, strict=True))
+
+
+_EDGES = re.compile(r"^([\W_]*)(.*?)([\W_]*)$", re.S)
+
+
+def _split_edges(text: str) -> tuple[str, str, str]:
+    """(leading, core, trailing): whitespace, punctuation and symbols at the edges stay literal.
+
+    In a piece such as ``" the oranges cost $"`` the ``$`` belongs to the number that
+    follows; translating only ``"the oranges cost"`` keeps it in place.
+    """
+    match = _EDGES.match(text)
+    assert match is not None  # the pattern matches any string
+    return match.group(1), match.group(2), match.group(3)
+
+
+def resolve_segments(
+    segments: Sequence[Segment], translator: SegmentTranslator, stats: Counter[str]
+) -> dict[Segment, str | Failure]:
+    """Final text of each segment: whole translation if it keeps every protected span,
+    else the pieces between the spans translated one by one (spans kept verbatim)."""
+    first = translator.translate([s.text for s in segments])
+    final: dict[Segment, str | Failure] = {}
+    redo: list[Segment] = []
+    for segment in dict.fromkeys(segments):
+        output = first[segment.text]
+        if isinstance(output, Failure):
+            final[segment] = output
+            continue
+        cleaned = clean_output(output)
+        problem = verify_translation(segment, cleaned)
+        if problem is None:
+            final[segment] = cleaned
+        elif segment.protected:
+            redo.append(segment)
+        else:
+            final[segment] = strip_added_markup(cleaned) or segment.text
+            if final[segment] == segment.text:
+                stats["untranslated"] += 1
+    if not redo:
+        return final
+    stats["fallbacks"] += len(redo)
+    cores = [_split_edges(piece)[1] for s in redo for ok, piece in s.parts if ok and has_letters(piece)]
+    second = translator.translate(cores)
+    for segment in redo:
+        pieces: list[str] = []
+        failure: Failure | None = None
+        for ok, piece in segment.parts:
+            lead, core, trail = _split_edges(piece)
+            if not ok or not has_letters(core):
+                pieces.append(piece)
+                continue
+            output = second[core]
+            if isinstance(output, Failure):
+                failure = output
+                break
+            text = strip_added_markup(output)
+            if not text:
+                stats["untranslated"] += 1
+            pieces.append(lead + (text or core) + trail)
+        final[segment] = failure if failure is not None else "".join(pieces)
+    return final
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+@dataclass
+class ChunkOutput:
+    rows: list[dict[str, Any]]
+    quarantined: list[dict[str, Any]]
+    stats: dict[str, Any]
+    qa: dict[str, Any]
+
+
+def translate_chunk(
+    objects: Sequence[Any],
+    first_index: int,
+    translator: SegmentTranslator,
+    *,
+    rules: ProtectionRules = DEFAULT_RULES,
+    qa_config: QAConfig = QAConfig(),
+    on_batch: Callable[[int], None] | None = None,
+) -> ChunkOutput:
+    """Validate, translate, rebuild and check the rows of one chunk (nothing is written)."""
+    began = time.perf_counter()
+    before = Counter(translator.stats)
+    stats: Counter[str] = Counter()
+    quarantined: list[dict[str, Any]] = []
+    valid: list[ValidRow] = []
+    for offset, obj in enumerate(objects):
+        parsed = validate_row(obj, first_index + offset)
+        if isinstance(parsed, str):
+            quarantined.append(quarantine_entry(obj, first_index + offset, parsed))
+        else:
+            valid.append(parsed)
+    templates: dict[int, list[Template]] = {
+        row.index: [segment_text(turn.value, rules) for turn in row.turns] for row in valid
+    }
+    segments = [s for tpls in templates.values() for tpl in tpls for s in tpl.segments]
+    final = resolve_segments(segments, translator, stats) if segments else {}
+    rows: list[dict[str, Any]] = []
+    for row in valid:
+        values: list[str] = []
+        failure: Failure | None = None
+        for template in templates[row.index]:
+            outputs = [final[s] for s in template.segments]
+            failure = next((o for o in outputs if isinstance(o, Failure)), None)
+            if failure is not None:
+                break
+            values.append(template.render([o for o in outputs if isinstance(o, str)]))
+        if failure is not None:
+            quarantined.append(quarantine_entry(row.raw, row.index, f"translation failed: {failure.reason}"))
+        else:
+            rows.append(translated_row(row, values))
+    quarantined.sort(key=lambda q: q["row_index"])
+    delta = Counter(translator.stats)
+    delta.subtract(before)
+    seconds = time.perf_counter() - began
+    chunk_stats = {
+        "segments": len(segments),  # sentences of this chunk's turns
+        "requests": delta["segments"],  # sentences + pieces of sentences redone around protected spans
+        "segments_sent": delta["sent"],  # requests that reached the backend (not cached, not repeated)
+        "cache_hits": delta["segments"] - delta["sent"],
+        "fallbacks": stats["fallbacks"],
+        "untranslated": stats["untranslated"],
+        "retries": delta["retries"],
+        "bisections": delta["bisections"],
+        "failed_segments": delta["failed"],
+        "backend_s": round(delta["backend_ms"] / 1000, 3),
+        "seconds": round(seconds, 3),
+    }
+    return ChunkOutput(rows, quarantined, chunk_stats, summarize(check_rows(rows, qa_config)))
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="fila", desc="traduciendo", disable=not enabled, smoothing=0.1)
+
+
+def run_translation(
+    input_path: Path | str,
+    out_dir: Path | str,
+    backend: Backend,
+    *,
+    chunk_size: int = 500,
+    shard: Shard | str = Shard(),
+    limit: int | None = None,
+    rules: ProtectionRules = DEFAULT_RULES,
+    qa_config: QAConfig = QAConfig(),
+    retry: RetryPolicy = DEFAULT_RETRY,
+    max_consecutive_failures: int = 5,
+    progress: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    rows: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Translate ``input_path`` into ``out_dir``, resuming whatever is already there.
+
+    Args:
+        input_path: LLaVA ``.json`` (array) or ``.jsonl`` file.
+        out_dir: output folder (chunks, manifest, cache, quarantine, report).
+        backend: see :mod:`utils.translate.backends`.
+        chunk_size: rows per chunk file (the unit of resume).
+        shard: ``Shard(i, n)`` or ``"i/n"``: translate only chunks ``k`` with ``k % n == i``.
+        limit: only the first ``limit`` rows of the input (``None``/0: all).
+        rules / qa_config / retry: protection, quality and retry settings.
+        max_consecutive_failures: isolated failures in a row before stopping.
+        progress: show a progress bar with rows/s, segments/s and ETA.
+        rows: ``load_rows(input_path, limit)`` if the caller already read them (the CLI
+            reads the input before loading the model, to report bad input quickly).
+
+    Returns:
+        The report (also saved as ``out_dir/report.json``).
+
+    Raises:
+        TranslateError: bad input, or ``out_dir`` holds a run with other settings.
+        BackendUnavailableError: the backend is down (re-run the same call to resume).
+    """
+    if chunk_size < 1:
+        raise TranslateError(f"chunk_size must be at least 1, got {chunk_size}.")
+    started = time.perf_counter()
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    shard = Shard.parse(shard) if isinstance(shard, str) else shard
+    objects = rows if rows is not None else load_rows(input_path, limit)
+    identity = RunIdentity(
+        input_sha256=file_sha256(input_path),
+        input_name=input_path.name,
+        total_rows=len(objects),
+        chunk_size=chunk_size,
+        shard=shard,
+        backend=backend.name,
+    )
+    store = ChunkStore(out_dir, identity)
+    resumed = sum(1 for k in identity.my_chunks() if store.is_done(k))
+    pending = store.pending()
+    if resumed:
+        log.info("resuming: %d chunk(s) already done, %d to go", resumed, len(pending))
+    cache = TranslationCache(out_dir / "cache.sqlite", backend.name)
+    translator = SegmentTranslator(
+        backend, cache, retry=retry, max_consecutive_failures=max_consecutive_failures, sleep=sleep
+    )
+    my_rows = sum(identity.chunk_rows(k)[1] - identity.chunk_rows(k)[0] for k in identity.my_chunks())
+    done_rows = sum(r.rows[1] - r.rows[0] for r in store.records.values())
+    bar = _progress_bar(my_rows, done_rows, progress)
+    seg_done = 0
+    seg_started = time.perf_counter()
+
+    def on_batch(count: int) -> None:
+        nonlocal seg_done
+        seg_done += count
+        rate = seg_done / max(time.perf_counter() - seg_started, 1e-9)
+        bar.set_postfix(seg_s=f"{rate:.1f}", cache=f"{len(translator.memory)}", refresh=True)
+
+    this_run = 0
+    try:
+        for chunk in pending:
+            start, end = identity.chunk_rows(chunk)
+            output = translate_chunk(
+                objects[start:end], start, translator, rules=rules, qa_config=qa_config, on_batch=on_batch
+            )
+            store.commit(chunk, output.rows, output.quarantined, output.stats, output.qa)
+            this_run += 1
+            bar.update(end - start)
+    finally:
+        bar.close()
+        cache.close()
+        report = build_report(store, started=started, this_run=this_run, resumed=resumed, input_path=input_path)
+        write_quarantine(out_dir / "quarantine.jsonl", store)
+        atomic_write_json(out_dir / "report.json", report)
+        store.close()
+    return report
+
+
+def write_quarantine(path: Path, store: ChunkStore) -> None:
+    """Rebuild ``quarantine.jsonl`` from the committed chunks."""
+    with atomic_writer(path) as handle:
+        for entry in store.iter_quarantine():
+            handle.write(jsonl_bytes([entry]))
+
+
+def build_report(
+    store: ChunkStore, *, started: float, this_run: int, resumed: int, input_path: Path
+) -> dict[str, Any]:
+    """Totals over every committed chunk of ``store`` plus this invocation's timing."""
+    identity = store.identity
+    records = list(store.records.values())
+    total = Counter()
+    for record in records:
+        total.update({k: v for k, v in record.stats.items() if isinstance(v, (int, float))})
+    rows_in = sum(identity.chunk_rows(k)[1] - identity.chunk_rows(k)[0] for k in identity.my_chunks())
+    segments = int(total["segments"])
+    requests = int(total["requests"])
+    return {
+        "input": str(input_path),
+        "out_dir": str(store.out_dir),
+        "shard": str(identity.shard),
+        "backend": identity.backend,
+        "complete": not store.pending(),
+        "chunks_total": len(identity.my_chunks()),
+        "chunks_done": len(records),
+        "chunks_resumed": resumed,
+        "chunks_this_run": this_run,
+        "rows_in": rows_in,
+        "rows_translated": sum(r.translated for r in records),
+        "rows_quarantined": sum(r.quarantined for r in records),
+        "segments": segments,
+        "requests": requests,
+        "segments_sent": int(total["segments_sent"]),
+        "cache_hit_rate": round(total["cache_hits"] / requests, 4) if requests else 0.0,
+        "fallbacks": int(total["fallbacks"]),
+        "untranslated_segments": int(total["untranslated"]),
+        "retries": int(total["retries"]),
+        "failed_segments": int(total["failed_segments"]),
+        "translate_s": round(total["seconds"], 2),
+        "backend_s": round(total["backend_s"], 2),
+        "segments_per_s": round(segments / total["seconds"], 2) if total["seconds"] else None,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "qa": merge_summaries(r.qa for r in records),
+    }
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def merge_outputs(out_dirs: Sequence[Path | str], result_path: Path | str) -> dict[str, Any]:
+    """Join the chunks of one or more output folders (shards) into one JSON Lines file.
+
+    Checks that the folders belong to the same run (same input, chunk size, backend and
+    number of shards), that every chunk is present exactly once and intact, and that every
+    input row is accounted for exactly once (translated or quarantined).  Writes
+    ``RESULT.jsonl`` and ``RESULT.quarantine.jsonl`` atomically.
+
+    Raises:
+        TranslateError: naming the missing or duplicated chunks and what to run.
+    """
+    if not out_dirs:
+        raise TranslateError("merge needs at least one output folder.")
+    stores = [ChunkStore.open(d) for d in out_dirs]
+    first = stores[0].identity
+    for store in stores[1:]:
+        other = store.identity
+        for key in ("input_sha256", "total_rows", "chunk_size", "backend"):
+            if getattr(other, key) != getattr(first, key):
+                raise TranslateError(
+                    f"{store.out_dir} and {stores[0].out_dir} come from different runs ({key} differs); "
+                    "merge only the shards of one run."
+                )
+        if other.shard.count != first.shard.count:
+            raise TranslateError(
+                f"{store.out_dir} is shard {other.shard} but {stores[0].out_dir} is shard {first.shard}: "
+                "all shards must split the input in the same number of parts."
+            )
+    owners: dict[int, list[ChunkStore]] = {}
+    for store in stores:
+        for chunk in store.records:
+            owners.setdefault(chunk, []).append(store)
+    duplicated = {k: [str(s.out_dir) for s in v] for k, v in owners.items() if len(v) > 1}
+    if duplicated:
+        raise TranslateError(f"Chunks present in more than one folder: {duplicated}. Pass each shard folder once.")
+    missing = [k for k in range(first.chunks_total) if k not in owners]
+    if missing:
+        shards = sorted({str(Shard(k % first.shard.count, first.shard.count)) for k in missing})
+        raise TranslateError(
+            f"{len(missing)} of {first.chunks_total} chunks are missing ({_short(missing)}). Run shard(s) "
+            f"{', '.join(shards)} again with the same command (they resume) and pass their folders to merge."
+        )
+    result_path = Path(result_path)
+    quarantine_path = result_path.with_name(result_path.name.removesuffix(".jsonl") + ".quarantine.jsonl")
+    seen: Counter[int] = Counter()
+    rows = quarantined = 0
+    with atomic_writer(result_path) as out, atomic_writer(quarantine_path) as qout:
+        for chunk in range(first.chunks_total):
+            record = owners[chunk][0].records[chunk]
+            store = owners[chunk][0]
+            for row in read_jsonl(store.out_dir / record.file):
+                seen[row["row_index"]] += 1
+                rows += 1
+                out.write(jsonl_bytes([row]))
+            for entry in read_jsonl(store.out_dir / record.quarantine_file):
+                seen[entry["row_index"]] += 1
+                quarantined += 1
+                qout.write(jsonl_bytes([entry]))
+        twice = sorted(i for i, n in seen.items() if n > 1)
+        absent = sorted(set(range(first.total_rows)) - set(seen))
+        if twice or absent:  # raising here leaves the previous result files untouched
+            raise TranslateError(
+                f"Row coverage check failed: rows seen twice {_short(twice)}, rows missing {_short(absent)}. "
+                "The chunk files do not match the manifest; delete the affected chunks and resume."
+            )
+    return {
+        "result": str(result_path),
+        "quarantine": str(quarantine_path),
+        "rows_total": first.total_rows,
+        "rows_translated": rows,
+        "rows_quarantined": quarantined,
+        "chunks": first.chunks_total,
+        "folders": [str(s.out_dir) for s in stores],
+    }
+
+
+def _short(items: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(i) for i in items[:limit])
+    return f"[{shown}{', …' if len(items) > limit else ''}]" if items else "[]"

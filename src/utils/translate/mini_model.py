@@ -1,0 +1,132 @@
+"""``local:opus-mt-en-es-random``: the opus-mt-en-es architecture with random weights.
+
+No English→Spanish MT weights can be installed offline (see ``shared/OFFLINE.md``), so the
+mini profile builds a :class:`~transformers.MarianMTModel` from the configuration values
+of ``Helsinki-NLP/opus-mt-en-es`` — same layers, sizes and 65,001-token output layer, so
+the same compute per token — with random weights, and a :class:`~transformers.MarianTokenizer`
+whose SentencePiece model is trained here on the English text of the mini data.
+
+Its "translations" are random subwords: it proves the mechanics (batching, cache, resume,
+protection, speed) and lets the quality checks show what they catch, not translation
+quality.  It is built once (~10–20 s, ~300 MB) into the course cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+from utils.assets import cached_dir
+from utils.paths import data_dir
+
+#: Bump when the build changes, so caches rebuild.
+CACHE_TAG = "opus-mt-en-es-random-v1"
+#: The mini data whose English text trains the tokenizer.
+TOKENIZER_CORPUS = "llava_instruct_mini.json"
+TOKENIZER_VOCAB = 4000
+SEED = 0
+
+#: Values of ``Helsinki-NLP/opus-mt-en-es``'s config.json (architecture and special ids).
+OPUS_MT_EN_ES_CONFIG: dict[str, object] = {
+    "vocab_size": 65001,
+    "decoder_vocab_size": 65001,
+    "d_model": 512,
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+    "encoder_attention_heads": 8,
+    "decoder_attention_heads": 8,
+    "encoder_ffn_dim": 2048,
+    "decoder_ffn_dim": 2048,
+    "activation_function": "swish",
+    "max_position_embeddings": 512,
+    "scale_embedding": True,
+    "share_encoder_decoder_embeddings": True,
+    "pad_token_id": 65000,
+    "decoder_start_token_id": 65000,
+    "eos_token_id": 0,
+    "forced_eos_token_id": 0,
+    "dropout": 0.1,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "init_std": 0.02,
+}
+#: Generation defaults of the real model (kept so that both profiles behave alike).
+OPUS_MT_EN_ES_GENERATION = {"num_beams": 4, "max_length": 512, "bad_words_ids": [[65000]]}
+
+
+def _corpus_lines() -> list[str]:
+    """English sentences from the mini data (one per line, tags removed)."""
+    rows = json.loads((data_dir() / TOKENIZER_CORPUS).read_text(encoding="utf-8"))
+    lines: list[str] = []
+    for row in rows:
+        turns = row.get("conversations") if isinstance(row, dict) else None
+        for turn in turns if isinstance(turns, list) else []:
+            value = turn.get("value") if isinstance(turn, dict) else None
+            if isinstance(value, str):
+                lines += [line.strip() for line in value.replace("<image>", " ").splitlines() if line.strip()]
+    return lines
+
+
+def _train_sentencepiece(lines: list[str]) -> bytes:
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=TOKENIZER_VOCAB,
+        hard_vocab_limit=False,  # a small corpus yields fewer pieces; that is fine
+        model_type="unigram",
+        character_coverage=1.0,
+        unk_id=0,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def build_opus_mt_en_es_random(out: Path) -> None:
+    """Write a MarianMTModel (opus-mt-en-es config, random weights) and its tokenizer to ``out``."""
+    import sentencepiece as spm
+    import torch
+    from transformers import GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer
+
+    spm_bytes = _train_sentencepiece(_corpus_lines())
+    for name in ("source.spm", "target.spm"):
+        (out / name).write_bytes(spm_bytes)
+    processor = spm.SentencePieceProcessor(model_proto=spm_bytes)
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size()) if processor.id_to_piece(i) != "<unk>"]
+    # Same special ids as the real vocab.json: </s>=0, <unk>=1, ..., <pad>=65000.
+    vocab = {"</s>": 0, "<unk>": 1, **{piece: i + 2 for i, piece in enumerate(pieces)}, "<pad>": 65000}
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    with warnings.catch_warnings():  # it recommends sacremoses, which only normalizes punctuation
+        warnings.filterwarnings("ignore", message=".*sacremoses.*")
+        tokenizer = MarianTokenizer(
+            source_spm=str(out / "source.spm"),
+            target_spm=str(out / "target.spm"),
+            vocab=str(out / "vocab.json"),
+            source_lang="eng",
+            target_lang="spa",
+        )
+    tokenizer.save_pretrained(out)
+
+    torch.manual_seed(SEED)
+    model = MarianMTModel(MarianConfig(**OPUS_MT_EN_ES_CONFIG)).eval()
+    # Random weights would mostly pick ids beyond our small vocabulary (decoded as nothing);
+    # the output bias keeps generation inside it, as a trained model's would.
+    with torch.no_grad():
+        model.final_logits_bias[:, len(vocab) - 1 : 65000] = -1e4
+        model.final_logits_bias[:, 65000] = -1e4
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
+    )
+    model.save_pretrained(out)
+
+
+def opus_mt_en_es_random_dir() -> Path:
+    """Folder of ``local:opus-mt-en-es-random`` (built on first use into the course cache)."""
+    return cached_dir(CACHE_TAG, build_opus_mt_en_es_random)
