@@ -15,6 +15,7 @@ from utils.llava_training import (
     loss_curve,
     prompt_text,
     settings_fingerprint,
+    two_rate_optimizer,
 )
 from utils.vqa_data import csv_to_llava_rows, generate_synthetic_vqa, read_csv
 
@@ -42,6 +43,28 @@ def test_fingerprint_checkpoints_and_loss_curve(tmp_path):
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-40")
     history = [{"loss": 2.0, "step": 5}, {"eval_loss": 1.0, "step": 5}, {"loss": 1.5, "step": 10}, {"train_runtime": 3}]
     assert loss_curve(history) == ([5, 10], [2.0, 1.5])
+
+
+def test_two_rate_optimizer_gives_the_projector_its_own_rate():
+    import torch
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.multi_modal_projector = torch.nn.Linear(3, 3)
+            self.lora_A = torch.nn.Linear(3, 2)
+            self.frozen = torch.nn.Linear(3, 3).requires_grad_(False)
+
+    toy = Toy()
+    optimizer = two_rate_optimizer(toy, lr=1e-4, projector_lr=1e-2)
+    rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert {rates[id(p)] for p in toy.multi_modal_projector.parameters()} == {1e-2}
+    assert {rates[id(p)] for p in toy.lora_A.parameters()} == {1e-4}
+    assert not any(id(p) in rates for p in toy.frozen.parameters())
+
+    toy.multi_modal_projector.requires_grad_(False)  # forgot modules_to_save
+    with pytest.raises(ValueError, match="modules_to_save"):
+        two_rate_optimizer(toy, lr=1e-4, projector_lr=1e-2)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 * :class:`VqaCollator` — LLaVA conversation rows → processor inputs with labels that
   only cover the answer (the prompt and the image tokens are masked with -100).
+* :func:`two_rate_optimizer` — AdamW with separate learning rates for LoRA and the projector.
 * :func:`train_resumable` — ``Trainer.train`` that picks up the last checkpoint.
 * :func:`generate_answers` — greedy, batched answers for a list of rows.
 * :func:`merge_and_verify` — ``merge_and_unload``, save, reload, and compare the merged
@@ -102,6 +103,33 @@ class VqaCollator:
             labels[i, :n] = IGNORE_INDEX
         batch["labels"] = labels
         return dict(batch)
+
+
+def two_rate_optimizer(model: Any, *, lr: float, projector_lr: float, weight_decay: float = 0.0) -> Any:
+    """AdamW with one learning rate for the LoRA weights and another for the projector.
+
+    The original LLaVA-1.5 LoRA recipe does the same (``--learning_rate 2e-4
+    --mm_projector_lr 2e-5``).  In mini the projector starts random, so it gets the
+    higher rate, as in LLaVA's first stage (projector alone, 1e-3).  Pass the result to
+    ``Trainer(optimizers=(optimizer, None))``; the Trainer still builds the scheduler.
+
+    Raises:
+        ValueError: if nothing is trainable, or no trainable weight is in the projector.
+    """
+    import torch
+
+    projector, rest = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (projector if PROJECTOR_MODULE in name else rest).append(param)
+    if not projector or not rest:
+        raise ValueError(
+            f"Expected trainable weights both in {PROJECTOR_MODULE!r} and elsewhere (LoRA), got "
+            f"{len(projector)} and {len(rest)}: apply get_peft_model with modules_to_save=[{PROJECTOR_MODULE!r}] first."
+        )
+    return torch.optim.AdamW(
+        [{"params": rest, "lr": lr}, {"params": projector, "lr": projector_lr}], lr=lr, weight_decay=weight_decay
+    )
 
 
 def settings_fingerprint(section: Any, length: int = 8) -> str:

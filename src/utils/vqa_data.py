@@ -94,7 +94,7 @@ def draw_scene(scene: Scene, image_size: int, rng: random.Random):
     """Draw ``scene`` on a light background; return a PIL RGB image.
 
     Each shape fills 70–90 % of its grid cell (35–45 % of the image side), so that it
-    covers whole patches of a vision tower with 4×4 patches.
+    lies inside one patch of the tiny vision tower (2×2 patches of 32 px).
     """
     from PIL import Image, ImageDraw
 
