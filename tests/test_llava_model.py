@@ -57,8 +57,8 @@ def test_processor_inserts_as_many_image_tokens_as_the_tower_gives_features(tiny
     folder, rows = vqa
     batch = VqaCollator(processor, folder)(rows[:4])
     report = check_image_tokens(model.config, processor, batch["input_ids"])
-    assert report.expected == expected_image_tokens(model.config) == 16 and report.ok
-    assert report.per_row == [16] * 4
+    assert report.expected == expected_image_tokens(model.config) == 4 and report.ok
+    assert report.per_row == [4] * 4
     # …and the vision tower really produces that many features per image.
     with torch.no_grad():
         features = model.get_image_features(pixel_values=batch["pixel_values"])
@@ -77,7 +77,7 @@ def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
     broken = copy.deepcopy(processor)
     broken.num_additional_image_tokens = 0  # forgets CLIP's CLS feature → one token short
     batch = VqaCollator(broken, folder)(rows[:2])
-    with pytest.raises(ImageTokenMismatchError, match=r"inserted \[15\].*expects 16.*num_additional_image_tokens \(0\)"):
+    with pytest.raises(ImageTokenMismatchError, match=r"inserted \[3\].*expects 4.*num_additional_image_tokens \(0\)"):
         check_image_tokens(model.config, broken, batch["input_ids"])
     with pytest.raises(ValueError, match="Image features and image tokens do not match"), torch.no_grad():
         model(**{k: v for k, v in batch.items() if k != "labels"})
@@ -105,7 +105,7 @@ def test_csv_row_to_processor_inputs_end_to_end(tiny, tmp_path):
     rows = csv_to_llava_rows([VqaRow("x.png", "¿De qué color es?", "rojo", "color")])
     batch = VqaCollator(processor, tmp_path)(rows)
     text = processor.tokenizer.decode(batch["input_ids"][0])
-    assert text.count(IMAGE_TOKEN) == 16 and "¿De qué color es?" in text and text.endswith("rojo<|im_end|>")
+    assert text.count(IMAGE_TOKEN) == 4 and "¿De qué color es?" in text and text.endswith("rojo<|im_end|>")
 
 
 def test_exercise_check_accepts_the_formula_and_rejects_wrong_ones(capsys):
