@@ -14,6 +14,19 @@ One module per concern:
 * :mod:`utils.language` — offline language identification (is this Spanish?).
 * :mod:`utils.retry` — retries with exponential backoff and jitter for transient errors.
 * :mod:`utils.exercises` — self-checks for the ``# EJERCICIO`` cells.
+* :mod:`utils.static_checks` — the full profile checked statically (keyword arguments).
+* :mod:`utils.finetune` / :mod:`utils.notebook_cells` — training plumbing; notebook cells run from scripts.
+
+Per notebook:
+
+* 01 — :mod:`utils.translate` (engine and CLI).
+* 02 — :mod:`utils.wiki_corpus`, :mod:`utils.grounded_instructions`, :mod:`utils.generation_llms`,
+  :mod:`utils.task_runner`, :mod:`utils.preference_pairs`, :mod:`utils.dataset_checks`,
+  :mod:`utils.data_funnel`, :mod:`utils.text_embeddings`, :mod:`utils.distilabel_pipeline`,
+  :mod:`utils.argilla_server`, :mod:`utils.argilla_io`, :mod:`utils.simulated_review`.
+* 03 — :mod:`utils.translation_pairs`, :mod:`utils.mt_eval`.
+* 04 — :mod:`utils.vqa_data`, :mod:`utils.llava_model`, :mod:`utils.llava_training`, :mod:`utils.vqa_plots`.
+* 05 — :mod:`utils.structured_output`, :mod:`utils.chatbot`, :mod:`utils.prompt_exercises`.
 
 Importing ``utils`` is cheap and never touches the network; heavy libraries (torch,
 transformers) are imported only inside the functions that need them.

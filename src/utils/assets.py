@@ -112,6 +112,7 @@ LOCAL_MODELS: dict[str, str] = {
     "smollm2-135m-instruct-gguf": "utils.assets:smollm2_gguf_path",
     "smollm2-135m-instruct": "utils.assets:smollm2_hf_dir",
     "opus-mt-en-es-random": "utils.translate.mini_model:opus_mt_en_es_random_dir",
+    "tiny-llava-smollm2": "utils.llava_model:tiny_llava_dir",
 }
 
 

@@ -156,16 +156,30 @@ class LlavaSettings:
     """Notebook 04 — LLaVA visual question answering with LoRA."""
 
     model_id: str  # ``local:`` = tiny LLaVA built from config with SmolLM2 inside
-    dataset_id: str  # Hub VQA dataset (full) or "local:synthetic-vqa" (mini)
-    train_size: int
-    test_size: int
-    image_size: int  # pixels per side of the vision tower input
-    max_steps: int
-    batch_size: int
-    learning_rate: float
+    dataset_id: str  # Hub VQA dataset (full) or "local:synthetic-vqa" (mini, drawn with PIL)
+    dataset_split: str  # split streamed from the Hub (full); unused in mini
+    train_size: int  # training questions
+    test_size: int  # held-out questions (scored before and after tuning)
+    image_size: int  # pixels per side of the synthetic images (mini)
+    answer_instruction: str  # appended to every question: ask for a short answer
+    max_steps: int  # optimizer steps
+    batch_size: int  # examples per device step
+    grad_accum: int  # steps accumulated per optimizer step
+    learning_rate: float  # LoRA weights
+    projector_lr: float  # the projector (LLaVA-1.5's --mm_projector_lr)
+    lr_scheduler: str  # transformers scheduler name ("cosine", "constant_with_warmup"…)
+    warmup_steps: int
     lora_r: int
     lora_alpha: int
-    load_in_4bit: bool
+    lora_dropout: float
+    load_in_4bit: bool  # QLoRA: 4-bit NF4 base model (GPU only)
+    dtype: str  # precision of what is not quantized, and of the merged model
+    fp16: bool  # mixed precision (GPU only)
+    gradient_checkpointing: bool  # trade compute for memory (big models)
+    save_steps: int  # checkpoint every N steps (resume after an interruption)
+    eval_batch_size: int
+    max_new_tokens: int  # generation cap per answer
+    merge_check_rows: int  # fixed test inputs compared before/after merging
     seed: int
 
 
@@ -273,15 +287,31 @@ _MINI = CourseSettings(
     llava=LlavaSettings(
         model_id="local:tiny-llava-smollm2",
         dataset_id="local:synthetic-vqa",
-        train_size=300,
+        dataset_split="",
+        train_size=400,
         test_size=100,
         image_size=64,
-        max_steps=60,
+        # No instruction in mini: on CPU every prompt token costs time, and tuning teaches
+        # the one-word format anyway (full keeps LLaVA-1.5's instruction).
+        answer_instruction="",
+        max_steps=90,  # ~1.8 epochs; ~2.6 s per step on 2 cores
         batch_size=8,
-        learning_rate=1e-3,
+        grad_accum=1,
+        learning_rate=3e-4,
+        projector_lr=3e-3,  # the projector starts random: 10× the LoRA rate
+        lr_scheduler="constant_with_warmup",
+        warmup_steps=5,
         lora_r=16,
         lora_alpha=32,
+        lora_dropout=0.05,
         load_in_4bit=False,
+        dtype="float32",
+        fp16=False,
+        gradient_checkpointing=False,
+        save_steps=20,
+        eval_batch_size=20,
+        max_new_tokens=6,
+        merge_check_rows=8,
         seed=42,
     ),
     prompting=PromptingSettings(
@@ -370,16 +400,31 @@ _FULL = CourseSettings(
     ),
     llava=LlavaSettings(
         model_id="llava-hf/llava-1.5-7b-hf",
-        dataset_id="HuggingFaceM4/VQAv2",
+        dataset_id="lmms-lab/VQAv2",
+        dataset_split="validation",
         train_size=2000,
         test_size=300,
         image_size=336,
-        max_steps=300,
+        # LLaVA-1.5's own short-answer VQA prompt (VQAv2 questions are in English)
+        answer_instruction="Answer the question using a single word or phrase.",
+        max_steps=120,
         batch_size=4,
+        grad_accum=4,
         learning_rate=2e-4,
-        lora_r=128,
+        projector_lr=2e-5,  # the original recipe: the projector was already trained
+        lr_scheduler="cosine",
+        warmup_steps=10,
+        lora_r=128,  # the original recipe's r=128 / alpha=256
         lora_alpha=256,
+        lora_dropout=0.05,
         load_in_4bit=True,
+        dtype="float16",
+        fp16=True,
+        gradient_checkpointing=True,
+        save_steps=50,
+        eval_batch_size=8,
+        max_new_tokens=10,
+        merge_check_rows=8,
         seed=42,
     ),
     prompting=PromptingSettings(

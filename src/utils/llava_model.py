@@ -1,0 +1,291 @@
+"""LLaVA models for notebook 04: the tiny offline one, loading, and image-token checks.
+
+LLaVA = a vision encoder (CLIP) → a projector (2-layer MLP) → a language model.  The
+processor replaces each ``<image>`` in the text by as many image tokens as the vision
+encoder produces features; the model then swaps those token embeddings for the projected
+image features.  If the two numbers disagree (a classic breakage after library upgrades or
+a hand-edited processor config) the forward pass fails — or, worse, a training script
+truncates and silently misaligns them.  :func:`check_image_tokens` checks it up front.
+
+Mini profile: :func:`tiny_llava_dir` builds (once, cached) a real
+``LlavaForConditionalGeneration`` whose language model is SmolLM2-135M-Instruct with its
+shipped weights, whose CLIP vision tower is small and random, and whose projector is
+random: the projector is what LLaVA's first training stage learns.  It is registered as
+``local:tiny-llava-smollm2`` in :data:`utils.assets.LOCAL_MODELS`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from utils.assets import cached_dir, resolve_model, smollm2_hf_dir
+
+#: Version tag of the cached tiny model folder: bump it when the build changes.
+TINY_LLAVA_TAG = "tiny-llava-smollm2-v2"
+IMAGE_TOKEN = "<image>"
+
+#: ChatML (SmolLM2's format) with image items rendered as ``<image>\n``, no default
+#: system prompt.  llava-hf checkpoints ship their own template with the same interface.
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<image>\n' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinyVisionSpec:
+    """Size of the tiny CLIP vision tower: 64 px images, 2×2 patches of 32 px → 4 image tokens.
+
+    One patch per cell of the synthetic scenes' 2×2 grid, so each image token sees one
+    whole shape.  With 16 px patches (16 tokens) training took ~1.5× longer per step
+    and had not learned shape, count or position after the few minutes the CPU profile
+    can afford (measured, see the notebook's resource card).
+    """
+
+    image_size: int = 64
+    patch_size: int = 32
+    hidden_size: int = 256
+    layers: int = 2
+    heads: int = 4
+    seed: int = 0
+
+
+class ImageTokenMismatchError(ValueError):
+    """The processor inserts a different number of image tokens than the model expects."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
+        return [f"\u274c {self}"]
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_tiny_llava(out: Path, spec: TinyVisionSpec = TinyVisionSpec()) -> None:
+    """Write a tiny LLaVA (model + processor) to ``out``; see the module docstring."""
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    lm_dir = smollm2_hf_dir()
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    language_model = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
+
+    vision = CLIPVisionConfig(
+        image_size=spec.image_size,
+        patch_size=spec.patch_size,
+        hidden_size=spec.hidden_size,
+        intermediate_size=4 * spec.hidden_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        projection_dim=spec.hidden_size,
+    )
+    patches = (spec.image_size // spec.patch_size) ** 2
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=language_model.config,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=patches,  # "default" strategy drops CLIP's CLS feature
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        projector_hidden_act="gelu",
+    )
+    torch.manual_seed(spec.seed)
+    model = LlavaForConditionalGeneration(config)
+    model.model.language_model.load_state_dict(language_model.model.state_dict())
+    model.lm_head.load_state_dict(language_model.lm_head.state_dict())
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    model.generation_config = language_model.generation_config
+
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": spec.image_size},
+        crop_size={"height": spec.image_size, "width": spec.image_size},
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=spec.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS feature
+        chat_template=TINY_CHAT_TEMPLATE,
+        image_token=IMAGE_TOKEN,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+def tiny_llava_dir() -> Path:
+    """Folder of the tiny LLaVA (built once in the course cache, a few seconds)."""
+    return cached_dir(TINY_LLAVA_TAG, build_tiny_llava)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def bnb_4bit_settings() -> dict[str, Any]:
+    """The ``BitsAndBytesConfig`` arguments of QLoRA (full profile, GPU only)."""
+    import torch
+
+    return {
+        "load_in_4bit": True,
+        "bnb_4bit_quant_type": "nf4",  # NormalFloat4: the QLoRA paper's data type
+        "bnb_4bit_use_double_quant": True,  # also quantize the quantization constants
+        "bnb_4bit_compute_dtype": torch.float16,  # a T4 has no bfloat16
+    }
+
+
+def from_pretrained_kwargs(*, load_in_4bit: bool, dtype: str, device_map: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``LlavaForConditionalGeneration.from_pretrained``.
+
+    ``load_in_4bit`` adds a ``BitsAndBytesConfig`` (QLoRA) and places the model on the GPU;
+    ``dtype`` (``"float32"``, ``"float16"``…) is the precision of what is not quantized.
+    """
+    import torch
+
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb_4bit_settings())
+        device_map = device_map or "auto"
+    if device_map:
+        kwargs["device_map"] = device_map
+    return kwargs
+
+
+def load_llava(
+    model_id: str, *, load_in_4bit: bool = False, dtype: str = "float32", device_map: str | None = None
+):
+    """Load ``(model, processor)`` from a Hub id or a ``local:`` asset (see :func:`from_pretrained_kwargs`)."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    path = resolve_model(model_id)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torchvision.*")
+        processor = AutoProcessor.from_pretrained(path)
+    kwargs = from_pretrained_kwargs(load_in_4bit=load_in_4bit, dtype=dtype, device_map=device_map)
+    model = LlavaForConditionalGeneration.from_pretrained(path, **kwargs)
+    return model, processor
+
+
+# --------------------------------------------------------------------------- image tokens
+
+
+@dataclass(frozen=True)
+class ImageTokenReport:
+    """How many image tokens the model expects per image, and what the processor inserted."""
+
+    expected: int  # features the vision tower + selection strategy produce per image
+    per_row: list[int]  # ``<image>`` tokens found in each row of the batch
+    image_token: str
+    image_token_id: int
+
+    @property
+    def ok(self) -> bool:
+        return all(n == self.expected for n in self.per_row)
+
+
+def expected_image_tokens(model_config: Any) -> int:
+    """Image features per image of a LLaVA config: patches (+1 CLS with strategy "full")."""
+    vision = model_config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    return patches + (1 if model_config.vision_feature_select_strategy == "full" else 0)
+
+
+def check_image_tokens(model_config: Any, processor: Any, input_ids: Any, *, images_per_row: int = 1) -> ImageTokenReport:
+    """Compare the image tokens in ``input_ids`` with what ``model_config`` expects.
+
+    Raises:
+        ImageTokenMismatchError: saying which settings of processor and model disagree.
+    """
+    token_id = int(model_config.image_token_index)
+    per_row = [int((row == token_id).sum()) for row in input_ids]
+    report = ImageTokenReport(
+        expected=expected_image_tokens(model_config),
+        per_row=per_row,
+        image_token=processor.image_token,
+        image_token_id=token_id,
+    )
+    wanted = report.expected * images_per_row
+    wrong = sorted({n for n in per_row if n != wanted})
+    if processor.image_token_id != token_id:
+        raise ImageTokenMismatchError(
+            f"The processor's image token {processor.image_token!r} has id {processor.image_token_id}, "
+            f"the model's config says image_token_index={token_id}. Load processor and model from the "
+            "same checkpoint."
+        )
+    if wrong:
+        vision = model_config.vision_config
+        raise ImageTokenMismatchError(
+            f"The processor inserted {wrong} image tokens per row, the model expects {wanted} "
+            f"({vision.image_size}px / patch {vision.patch_size} → {report.expected} features, "
+            f"strategy {model_config.vision_feature_select_strategy!r}). Make the processor's "
+            f"patch_size ({processor.patch_size}), num_additional_image_tokens "
+            f"({processor.num_additional_image_tokens}) and vision_feature_select_strategy "
+            f"({processor.vision_feature_select_strategy!r}) match the model config, and don't truncate "
+            "sequences (max_length) below the image tokens."
+        )
+    return report
+
+
+# --------------------------------------------------------------------------- exercise
+
+#: (image_size, patch_size, strategy) of real LLaVA-style towers and of the tiny one.
+FORMULA_CASES: tuple[tuple[int, int, str], ...] = (
+    (64, 32, "default"),  # the course's tiny LLaVA
+    (64, 16, "default"),
+    (336, 14, "default"),  # llava-1.5 (CLIP ViT-L/14-336)
+    (224, 14, "full"),  # CLIP ViT-L/14 keeping the CLS feature
+    (384, 16, "full"),
+    (32, 32, "full"),
+)
+
+
+def check_image_token_formula(formula: Any) -> bool:
+    """Self-check of the exercise: ``formula(image_size, patch_size, strategy) -> int``.
+
+    Compared with the number of features a LLaVA config of that shape produces
+    (:func:`expected_image_tokens`, which the unit tests check against the real
+    processor and vision tower).
+    """
+    from types import SimpleNamespace
+
+    from utils.exercises import Expectation, report
+
+    expectations = []
+    for size, patch, strategy in FORMULA_CASES:
+        config = SimpleNamespace(
+            vision_config=SimpleNamespace(image_size=size, patch_size=patch),
+            vision_feature_select_strategy=strategy,
+        )
+        truth = expected_image_tokens(config)
+        try:
+            got = formula(size, patch, strategy)
+        except Exception as exc:  # the learner's code may raise anything
+            got = f"error: {exc!r}"
+        expectations.append(
+            Expectation(
+                ok=got == truth,
+                what=f"{size}px, patch {patch}, strategy {strategy!r} → {got}",
+                hint="cuenta los parches por lado, elévalo al cuadrado y piensa en el token CLS",
+            )
+        )
+    return report("tokens de imagen por imagen", expectations)
