@@ -244,3 +244,23 @@ def test_stop_is_clean_and_restart_keeps_the_data(client, datasets):
     assert not argilla_server.status().running
     argilla_server.start()  # the data folder is reused: no migration, the dataset is still there
     assert argilla_io.count_records(argilla_io.connect(start_local=False).datasets(name=sft.name, workspace="argilla")) == 1
+
+
+def test_a_child_that_dies_during_start_up_is_reported_with_its_code(isolated_build):
+    """Liveness of our own children comes from Popen.poll, not from /proc parsing."""
+    import subprocess
+    import sys
+
+    config = argilla_server.ArgillaServerConfig(port=6999, search_port=9299, redis_port=6399)
+    config.search_log_file.parent.mkdir(parents=True, exist_ok=True)
+    config.search_log_file.write_text("boom: the search engine failed\n", encoding="utf-8")
+    child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(ArgillaServerError, match=r"search process exited during start-up with code 3(.|\n)*boom"):
+        argilla_server._wait_until(lambda: False, "search", config, {"search": child.pid}, 10, {"search": child})
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(ArgillaServerError, match="did not answer within 1 s"):
+            argilla_server._wait_until(lambda: False, "search", config, {"search": alive.pid}, 1, {"search": alive})
+    finally:
+        alive.kill()
+        alive.wait()

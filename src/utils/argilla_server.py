@@ -301,15 +301,29 @@ def _run_cli(python: Path, args: list[str], config: ArgillaServerConfig, env: di
         )
 
 
-def _wait_until(check, what: str, config: ArgillaServerConfig, pids: dict[str, int], timeout: float) -> None:
+def _wait_until(
+    check, what: str, config: ArgillaServerConfig, pids: dict[str, int], timeout: float,
+    children: dict[str, subprocess.Popen] | None = None,
+) -> None:
+    """Poll ``check`` until it is true; fail early, quoting the log, if a process died.
+
+    ``children`` (processes this call spawned) are checked with ``Popen.poll``, which is
+    authoritative; ``pids`` of processes started by someone else are checked in /proc.
+    A /proc check alone once reported a freshly started noida-db as dead while it ran.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        dead = [name for name, pid in pids.items() if not _is_alive(pid)]
+        if children is not None:
+            dead = [name for name, proc in children.items() if proc.poll() is not None]
+        else:
+            dead = [name for name, pid in pids.items() if not _is_alive(pid)]
         if dead:
+            code = children[dead[0]].returncode if children is not None else None
             raise ArgillaServerError(
-                f"The Argilla {dead[0]} process exited during start-up. Last log lines:\n"
+                f"The Argilla {dead[0]} process exited during start-up"
+                f"{f' with code {code}' if code is not None else ''}. Last log lines:\n"
                 f"{_log_tail(config.search_log_file if dead[0] == 'search' else config.log_file)}"
             )
         time.sleep(0.3)
@@ -353,6 +367,7 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
     (config.data_dir / "home").mkdir(exist_ok=True)
     env = _server_env(config)
     pids: dict[str, int] = {}
+    children: dict[str, subprocess.Popen] = {}
     try:
         search = _spawn(
             [str(_noida_binary(venv)), "start", "--data-dir", str(config.data_dir / "search"),
@@ -361,9 +376,10 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
             config.search_log_file, env,
         )  # fmt: skip
         pids["search"] = search.pid
+        children["search"] = search
         _write_state(config, pids)
         _wait_until(lambda: _get_json(f"{env['ARGILLA_ELASTICSEARCH']}/") is not None,
-                    "The search engine (noida-db)", config, pids, 60)  # fmt: skip
+                    "The search engine (noida-db)", config, pids, 60, children)  # fmt: skip
         first_run = not (config.data_dir / "home" / ".initialized").is_file()
         if first_run:  # new data folder: create the tables and the default user once
             log("Preparing the Argilla database (first start of this data folder)…")
@@ -376,9 +392,15 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
             config.log_file, env,
         )
         pids["argilla"] = server.pid
+        children["argilla"] = server
         _write_state(config, pids)
-        _wait_until(lambda: is_healthy(config.api_url), "Argilla", config, pids, timeout)
+        _wait_until(lambda: is_healthy(config.api_url), "Argilla", config, pids, timeout, children)
     except BaseException:
+        for proc in children.values():  # ours for sure, whatever /proc says
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
         stop(config)  # never leave a half-started server behind
         raise
     return status(config)
