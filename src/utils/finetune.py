@@ -108,6 +108,22 @@ def length_summary(lengths: Sequence[int]) -> dict[str, float]:
 # --------------------------------------------------------------------------- generation
 
 
+def greedy_new_text(model: Any, tokenizer: Any, inputs: Mapping[str, Any], *, max_new_tokens: int) -> list[str]:
+    """Greedy-generate from a left-padded batch and return only the new text of each row, stripped.
+
+    ``inputs`` is what a tokenizer or processor returned (``input_ids``, ``attention_mask``
+    and, for LLaVA, ``pixel_values``); the prompt tokens are cut off before decoding.
+    """
+    import torch
+
+    with torch.no_grad():
+        generated = model.generate(
+            **inputs, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
+        )
+    new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
 def generate_greedy(
     model: Any,
     tokenizer: Any,
@@ -142,15 +158,7 @@ def generate_greedy(
             batch = tokenizer(
                 prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(device)
-            with torch.no_grad():
-                generated = model.generate(
-                    **batch,
-                    do_sample=False,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            new_tokens = generated[:, batch["input_ids"].shape[1] :]
-            outputs += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            outputs += greedy_new_text(model, tokenizer, batch, max_new_tokens=max_new_tokens)
     finally:
         tokenizer.padding_side = previous_side
         model.train(was_training)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.finetune import greedy_new_text
 from utils.vqa_data import answer_of, llava_row_to_messages
 
 #: LoRA goes on every linear layer of the language model — and only there: the CLIP
@@ -160,12 +161,6 @@ def train_resumable(trainer: Any) -> Any:
     return trainer.train(resume_from_checkpoint=checkpoint)
 
 
-def loss_curve(log_history: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
-    """(steps, losses) of the training-loss entries of ``trainer.state.log_history``."""
-    points = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry and "step" in entry]
-    return [s for s, _ in points], [loss for _, loss in points]
-
-
 # --------------------------------------------------------------------------- inference
 
 
@@ -198,15 +193,7 @@ def generate_answers(
         inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True).to(device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-        with torch.no_grad():
-            out = model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        new = out[:, inputs["input_ids"].shape[1] :]
-        answers += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+        answers += greedy_new_text(model, tokenizer, inputs, max_new_tokens=max_new_tokens)
     model.train(was_training)
     return answers
 

@@ -1,4 +1,7 @@
-"""Figures of notebook 04: example images with Q/A, accuracy per question type, loss curve."""
+"""Figures of notebook 04: example images with Q/A and accuracy per question type.
+
+(The loss curve uses :func:`utils.finetune.plot_loss_curves`, shared with notebook 03.)
+"""
 
 from __future__ import annotations
 
@@ -66,19 +69,5 @@ def plot_accuracy_by_type(table: Mapping[str, Mapping[str, float]], *, title: st
     ax.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_loss(steps: Sequence[int], losses: Sequence[float], *, title: str = "Pérdida de entrenamiento") -> Any:
-    """Training loss per logged step. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot(steps, losses, marker="o")
-    ax.set_xlabel("paso")
-    ax.set_ylabel("pérdida (solo tokens de la respuesta)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
