@@ -103,3 +103,12 @@ def test_course_errors_render_as_their_message_only():
     assert CourseError("Run `make setup`.")._render_traceback_() == ["❌ Run `make setup`."]
     for cls in (AssetMissingError, LLMServerError, MissingSecretError, PreflightError):
         assert issubclass(cls, CourseError) and issubclass(cls, RuntimeError)
+    # Data errors of the notebooks are also ValueErrors (callers catch them as such).
+    from utils.llava_model import ImageTokenMismatchError
+    from utils.mt_eval import EvaluationError
+    from utils.translation_pairs import PairsError
+    from utils.vqa_data import VqaDataError
+
+    for cls in (EvaluationError, PairsError, ImageTokenMismatchError, VqaDataError):
+        assert issubclass(cls, CourseError) and issubclass(cls, ValueError)
+        assert cls("fix the file")._render_traceback_() == ["❌ fix the file"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.assets import cached_dir, resolve_model, smollm2_hf_dir
+from utils.errors import CourseError
 
 #: Version tag of the cached tiny model folder: bump it when the build changes.
 TINY_LLAVA_TAG = "tiny-llava-smollm2-v2"
@@ -61,11 +62,8 @@ class TinyVisionSpec:
     seed: int = 0
 
 
-class ImageTokenMismatchError(ValueError):
+class ImageTokenMismatchError(CourseError, ValueError):
     """The processor inserts a different number of image tokens than the model expects."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 # --------------------------------------------------------------------------- building

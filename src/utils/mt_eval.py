@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from utils.errors import CourseError
+
 
 @dataclass(frozen=True)
 class MTScores:
@@ -25,11 +27,8 @@ class MTScores:
     n: int  # sentences scored
 
 
-class EvaluationError(ValueError):
+class EvaluationError(CourseError, ValueError):
     """Hypotheses and references that cannot be scored together."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 def _check(hypotheses: Sequence[str], references: Sequence[str]) -> None:

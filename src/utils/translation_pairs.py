@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils.errors import CourseError
 from utils.paths import data_dir
 
 Message = dict[str, str]
@@ -41,11 +42,8 @@ class TranslationPair:
     target: str  # Spanish
 
 
-class PairsError(ValueError):
+class PairsError(CourseError, ValueError):
     """Translation data that cannot be used; the message says where and how to fix it."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 # --------------------------------------------------------------------------- loading

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.errors import CourseError
+
 #: The columns every VQA CSV of the course has, in order.
 CSV_COLUMNS: tuple[str, ...] = ("image", "question", "answer", "qtype")
 #: The image placeholder of the LLaVA conversation format.
@@ -57,11 +59,8 @@ CELLS: dict[tuple[int, int], str] = {
 QUESTION_TYPES: tuple[str, ...] = ("color", "forma", "conteo", "posicion")
 
 
-class VqaDataError(ValueError):
+class VqaDataError(CourseError, ValueError):
     """A VQA file or row is malformed; the message says which one and how to fix it."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython: show the message, not a traceback
-        return [f"\u274c {self}"]
 
 
 @dataclass(frozen=True)
