@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
 import re
 from pathlib import Path
 
 import pytest
 
 from utils.settings import get_settings
+from utils.static_checks import code_cells, parse_code
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "04_llava_vqa_lora.ipynb"
@@ -25,9 +25,7 @@ NOTEBOOK = ROOT / "notebooks" / "04_llava_vqa_lora.ipynb"
 
 def notebook_call_source(name: str) -> str:
     """Source of the one call ``name(...)`` in the notebook's code cells."""
-    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    tree = ast.parse("\n".join("" if l.lstrip().startswith(("!", "%")) else l for l in code.splitlines()))
+    tree = parse_code("\n".join(source for _, source in code_cells(NOTEBOOK)))
     (call,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
     return ast.unparse(call)
 

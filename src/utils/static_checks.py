@@ -37,10 +37,21 @@ def _without_magics(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
+def parse_code(source: str) -> ast.Module:
+    """Parse notebook code (IPython magics blanked out) as a Python module."""
+    return ast.parse(_without_magics(source))
+
+
+def code_cells(path: Path) -> list[tuple[int, str]]:
+    """``(cell index, source)`` of every code cell of notebook ``path``."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [(i, "".join(c["source"])) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+
+
 def call_keywords(source: str) -> list[tuple[str, list[str], int]]:
     """``(dotted callee name, keyword names, line)`` of every call in Python ``source``."""
     calls = []
-    for node in ast.walk(ast.parse(_without_magics(source))):
+    for node in ast.walk(parse_code(source)):
         if isinstance(node, ast.Call):
             name = _dotted(node.func)
             if name:
@@ -97,7 +108,7 @@ def imported_names(source: str, roots: Iterable[str]) -> dict[str, Any]:
     roots = tuple(roots)
     wanted = lambda module: module.split(".")[0] in roots  # noqa: E731
     names: dict[str, Any] = {}
-    for node in ast.walk(ast.parse(_without_magics(source))):
+    for node in ast.walk(parse_code(source)):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and wanted(node.module):
             try:
                 module = importlib.import_module(node.module)
@@ -133,8 +144,7 @@ def notebook_keyword_problems(path: Path, roots: Iterable[str]) -> tuple[list[Kw
     Returns the problems and how many calls were checked (so a test can make sure the
     check did look at something).
     """
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    code = [(i, "".join(c["source"])) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+    code = code_cells(path)
     names = imported_names("\n".join(src for _, src in code), roots)
     problems: list[KwargProblem] = []
     checked = 0
