@@ -43,6 +43,34 @@ def test_seq2seq_backend_translates_a_padded_batch(marian):
     assert "max_new_tokens=6" in marian.name and "num_beams=1" in marian.name
 
 
+def test_seq2seq_backend_decodes_with_the_fast_greedy_loop_and_the_same_outputs(marian):
+    from utils.assets import resolve_model
+
+    assert marian.fast_greedy_off is None  # greedy opus-mt: the fast loop is used
+    slow = Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), batch_size=4, max_new_tokens=6, fast_greedy=False)
+    assert slow.fast_greedy_off == "fast_greedy=False" and slow.name == marian.name  # same outputs, same cache key
+    texts = ["What color is the bus?", "A much longer sentence about a dog catching a frisbee in a park.", "Yes."]
+    assert marian.translate(texts) == slow.translate(texts)
+    beams = Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), max_new_tokens=4, num_beams=2)
+    assert "num_beams=2" in (beams.fast_greedy_off or "")  # beam search goes through generate
+    assert len(beams.translate(["Yes."])) == 1
+
+
+def test_precision_is_chosen_by_the_hardware_and_named():
+    import torch
+
+    from utils.assets import resolve_model
+    from utils.translate.backends import auto_dtype
+
+    native_bf16 = any(torch.cpu.get_capabilities().get(k) for k in ("avx512_bf16", "amx_bf16"))
+    assert auto_dtype("cpu") == ("bfloat16" if native_bf16 else "float32")
+    assert auto_dtype("cuda") == "float16"
+    backend = Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), max_new_tokens=4, dtype="float32")
+    assert next(backend.model.parameters()).dtype == torch.float32 and backend.name.endswith("dtype=float32")
+    with pytest.raises(ValueError, match="Unknown dtype 'fp8'"):
+        Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), dtype="fp8")
+
+
 def test_fixed_length_generation_for_benchmarks():
     from utils.assets import resolve_model
 

@@ -50,6 +50,13 @@ def test_help_lists_the_contract():
         assert all(word in out for word in words), out
 
 
+def test_precision_option_reaches_the_model_and_the_report(tmp_path):
+    report = json.loads(cli("run", str(MINI), str(tmp_path / "out"), "--no-progress", *FAST[:2], "--limit", "4",
+                            *FAST[4:], "--dtype", "float32").stdout)
+    assert report["complete"] and report["backend"].endswith(",dtype=float32")
+    assert "--dtype" in cli("run", "--help").stdout
+
+
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     out = tmp_path / "out"

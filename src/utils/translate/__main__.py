@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", default="0/1", help="translate part i of n (0-based), e.g. 0/4 (default 0/1)")
     run.add_argument("--limit", type=int, default=None, help="only the first N rows of INPUT")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="seq2seq device")
+    run.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                     help="seq2seq precision (auto: float16 on a GPU, bfloat16 on CPUs that compute it natively)")
     run.add_argument("--threads", type=int, help="CPU threads for the seq2seq model (default: the idle cores)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     merge = sub.add_parser(
@@ -80,6 +82,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         max_new_tokens=args.max_new_tokens,
         num_beams=args.num_beams,
         device=args.device,
+        dtype=args.dtype,
         threads=args.threads or "auto",
     )
     return run_translation(
