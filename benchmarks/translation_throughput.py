@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Naive per-sentence translation loop vs the course's engine: same model, same machine, one run.
 
-    .venv/bin/python benchmarks/translation_throughput.py [--new-tokens 16] [--naive-segments 80]
+    .venv/bin/python benchmarks/translation_throughput.py [--threads 2] [--dtype auto|float32|bfloat16]
 
 * Model: MarianMT with the configuration of ``Helsinki-NLP/opus-mt-en-es`` (6+6 layers,
   d_model 512, 65,001-token output layer) and random weights
@@ -17,10 +17,16 @@
   It runs on a fixed random sample of the sentences (``--naive-segments``; 0 = all),
   because its rate does not depend on which sentences come before.
 * Engine: :func:`utils.translate.run_translation` on all rows, timed end to end (reading,
-  hashing, splitting, cache, length-sorted batches, fallback around protected spans,
-  quality checks, atomic writes), in a fresh output folder.
+  hashing, splitting, cache, length-sorted batches decoded by the fast greedy loop,
+  fallback around protected spans, quality checks, atomic writes), in a fresh output folder.
+* Same precision on both sides of each comparison: first float32 (what ``pipeline()``
+  loads by default); then, when the engine picks another precision on this CPU (bfloat16
+  where the CPU computes it natively, see :func:`utils.translate.backends.auto_dtype`),
+  both sides again in that precision.
 
-Prints the machine load, sentences per second for each side and, last, ``speedup=<x>``.
+Prints the machine load, sentences per second for each side and precision and, last,
+``speedup=<x>``: engine vs naive loop, both in the precision the engine uses here
+(``--dtype float32`` forces float32).
 """
 
 from __future__ import annotations
@@ -55,6 +61,33 @@ def _sentences(rows: list) -> list[str]:
     return sentences
 
 
+def _naive_rate(backend, sample: list[str]) -> float:
+    """Sentences per second of one tokenizer call + one ``generate`` + one decode per sentence."""
+    import torch
+
+    tokenizer, model, kwargs = backend.tokenizer, backend.model, backend.generate_kwargs
+    with torch.inference_mode():  # warm-up, untimed
+        model.generate(**tokenizer(["Warm up."], return_tensors="pt"), **kwargs)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for sentence in sample:
+            inputs = tokenizer([sentence], return_tensors="pt", truncation=True)
+            tokenizer.batch_decode(model.generate(**inputs, **kwargs), skip_special_tokens=True)
+    return len(sample) / (time.perf_counter() - began)
+
+
+def _engine_run(backend, input_path: str, rows: int) -> tuple[float, dict]:
+    """Sentences per second of :func:`utils.translate.engine.run_translation`, and its report."""
+    from utils.translate.engine import run_translation
+
+    backend.translate(["Warm up."])  # untimed, like the naive side's
+    with tempfile.TemporaryDirectory() as out:
+        began = time.perf_counter()
+        report = run_translation(input_path, Path(out) / "run", backend, chunk_size=rows, progress=False)
+        seconds = time.perf_counter() - began
+    return report["segments"] / seconds, report
+
+
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(ROOT / "data" / "llava_instruct_mini.json"))
@@ -62,55 +95,51 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--batch-size", type=int, default=64, help="engine batch size")
     parser.add_argument("--naive-segments", type=int, default=80, help="sample size for the naive loop (0 = all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the idle cores)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="the engine's precision (auto: what the engine picks on this CPU)")
     args = parser.parse_args(argv)
 
     import torch
 
     from utils.assets import resolve_model
-    from utils.translate.backends import Seq2SeqBackend
-    from utils.translate.engine import run_translation
+    from utils.translate.backends import Seq2SeqBackend, auto_dtype
 
     load_before = os.getloadavg()
-    backend = Seq2SeqBackend(
-        resolve_model("local:opus-mt-en-es-random"),
-        batch_size=args.batch_size,
-        max_new_tokens=args.new_tokens,
-        min_new_tokens=args.new_tokens,
-        device="cpu",
-        threads=args.threads or "auto",
-    )
+    model = resolve_model("local:opus-mt-en-es-random")
+    default_dtype = auto_dtype("cpu") if args.dtype == "auto" else args.dtype
+    dtypes = list(dict.fromkeys(["float32", default_dtype]))  # float32 = what pipeline() loads
+
+    def backend(dtype: str, batch_size: int) -> Seq2SeqBackend:
+        return Seq2SeqBackend(
+            model, batch_size=batch_size, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+            device="cpu", threads=args.threads or "auto", dtype=dtype,
+        )
+
     rows = json.loads(Path(args.input).read_text(encoding="utf-8"))
     sentences = _sentences(rows)
     sample = random.Random(0).sample(sentences, k=min(len(sentences), args.naive_segments or len(sentences)))
-    print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} (1 min), torch threads {backend.threads}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} (1 min); "
+          f"the engine's precision here: {default_dtype}")
     print(f"text: {len(rows)} rows, {len(sentences)} sentences ({len(set(sentences))} distinct); "
           f"{args.new_tokens} generated tokens per sentence on both sides")
 
-    tokenizer, model, kwargs = backend.tokenizer, backend.model, backend.generate_kwargs
-    with torch.inference_mode():  # warm-up, untimed
-        model.generate(**tokenizer(["Warm up."], return_tensors="pt"), **kwargs)
-
-    began = time.perf_counter()
-    with torch.inference_mode():
-        for sentence in sample:
-            inputs = tokenizer([sentence], return_tensors="pt", truncation=True)
-            tokenizer.batch_decode(model.generate(**inputs, **kwargs), skip_special_tokens=True)
-    naive_s = time.perf_counter() - began
-    naive_rate = len(sample) / naive_s
-    print(f"naive loop: {len(sample)} sentences in {naive_s:.1f} s -> {naive_rate:.2f} segments/s")
-
-    with tempfile.TemporaryDirectory() as out:
-        began = time.perf_counter()
-        report = run_translation(args.input, Path(out) / "run", backend, chunk_size=len(rows), progress=False)
-        engine_s = time.perf_counter() - began
-    engine_rate = report["segments"] / engine_s
-    print(
-        f"engine: {report['segments']} sentences in {engine_s:.1f} s -> {engine_rate:.2f} segments/s "
-        f"({report['segments_sent']} model inputs incl. {report['fallbacks']} sentences redone around "
-        f"protected spans; cache hit rate {report['cache_hit_rate']:.1%})"
-    )
+    speedups: dict[str, float] = {}
+    for dtype in dtypes:
+        naive = backend(dtype, 1)
+        naive_rate = _naive_rate(naive, sample)
+        del naive
+        print(f"naive loop, {dtype}: {len(sample)} sentences -> {naive_rate:.2f} segments/s "
+              f"(torch threads {torch.get_num_threads()})")
+        engine_rate, report = _engine_run(backend(dtype, args.batch_size), args.input, len(rows))
+        speedups[dtype] = engine_rate / naive_rate
+        print(
+            f"engine, {dtype}: {report['segments']} sentences -> {engine_rate:.2f} segments/s "
+            f"({report['segments_sent']} model inputs incl. {report['fallbacks']} sentences redone around "
+            f"protected spans; cache hit rate {report['cache_hit_rate']:.1%}) -> {speedups[dtype]:.1f}x "
+            f"the naive loop at the same precision"
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    speedup = engine_rate / naive_rate
+    speedup = speedups[default_dtype]
     print(f"speedup={speedup:.1f}")
     return speedup
 
