@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from utils.retry import RetryPolicy, retry_call
 from utils.settings import CourseSettings, TranslateSettings, get_settings
+from utils.translate.greedy import fast_greedy_supported, greedy_generate
 
 log = logging.getLogger("utils.translate")
 
@@ -71,10 +72,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def auto_dtype(device: str) -> str:
-    """The fastest precision ``device`` computes natively: float16 on CUDA; bfloat16 on a CPU
-    with bfloat16 instructions (AVX512-BF16 or AMX: oneDNN runs its matrix products about
-    twice as fast as float32 (measured on the course machine: a batch of 64 opus-mt
-    sentences in half the time); float32 on other CPUs, where bfloat16 would be emulated.
+    """The fastest precision ``device`` computes natively.
+
+    float16 on CUDA; bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16 or AMX),
+    where oneDNN's matrix products are much faster than float32 (on the course machine a
+    batch of 64 opus-mt sentences takes half the time); float32 on other CPUs, where
+    bfloat16 would be emulated.
     """
     import torch
 
@@ -129,10 +132,10 @@ class Seq2SeqBackend:
         fast_greedy: bool = True,
     ) -> None:
         import torch
-
-        from utils.translate.greedy import fast_greedy_supported
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        if dtype != "auto" and dtype not in DTYPES:  # before anything is loaded
+            raise ValueError(f"Unknown dtype {dtype!r}: use 'auto' or one of {', '.join(DTYPES)}.")
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if self.device == "cpu" and threads:
             torch.set_num_threads(idle_cpu_threads() if threads == "auto" else int(threads))
@@ -141,8 +144,6 @@ class Seq2SeqBackend:
             warnings.filterwarnings("ignore", message=".*sacremoses.*")
             self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.dtype = auto_dtype(self.device) if dtype == "auto" else dtype
-        if self.dtype not in DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}: use 'auto' or one of {', '.join(DTYPES)}.")
         self.model = (
             AutoModelForSeq2SeqLM.from_pretrained(model, dtype=getattr(torch, self.dtype)).to(self.device).eval()
         )
@@ -170,8 +171,6 @@ class Seq2SeqBackend:
     def translate(self, texts: Sequence[str]) -> list[str]:
         """One padded batch through the model; returns the decoded outputs."""
         import torch
-
-        from utils.translate.greedy import greedy_generate
 
         if not texts:
             return []
