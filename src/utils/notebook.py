@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 from utils.course import NotebookInfo, notebook_info
 from utils.results import Results
-from utils.settings import CourseSettings, ProfileName, active_profile, get_settings, section_items
+from utils.settings import (
+    CourseSettings,
+    ProfileName,
+    active_profile,
+    apply_overrides,
+    env_overrides,
+    get_settings,
+    section_items,
+)
 
 #: Environment the mini profile sets before any Hugging Face library is imported.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -32,6 +40,8 @@ class NotebookContext:
     reason: str
     settings: CourseSettings
     results: Results
+    #: settings changed from the profile's defaults: ``{"section.field": value}``
+    overrides: dict[str, object] | None = None
 
     @property
     def cfg(self):  # the section of CourseSettings this notebook reads
@@ -88,20 +98,36 @@ def describe(ctx: NotebookContext) -> str:
     if ctx.is_mini:
         lines.append("Modo sin conexión: HF_HUB_OFFLINE=1 (modelos y datos locales, CPU).")
     lines.append(f"Ajustes de este cuaderno ({ctx.info.section}):")
+    changed = ctx.overrides or {}
     width = max(len(k) for k, _ in section_items(ctx.cfg))
-    lines += [f"  {k:<{width}} = {v!r}" for k, v in section_items(ctx.cfg)]
+    for k, v in section_items(ctx.cfg):
+        mark = "   ← cambiado" if f"{ctx.info.section}.{k}" in changed else ""
+        lines.append(f"  {k:<{width}} = {v!r}{mark}")
+    others = sorted(k for k in changed if not k.startswith(f"{ctx.info.section}."))
+    if others:
+        lines.append("Otros ajustes cambiados: " + ", ".join(f"{k}={changed[k]!r}" for k in others))
     return "\n".join(lines)
 
 
-def start(name: str, *, seed: int = 42, verbose: bool = True) -> NotebookContext:
+def start(name: str, *, seed: int = 42, verbose: bool = True, **knobs: object) -> NotebookContext:
     """Set up notebook ``name`` for the active profile and print what it will use.
 
     In mini it switches the Hugging Face libraries to offline mode; it always seeds the
     random generators and silences the tokenizers' fork warning.
+
+    ``knobs`` change this notebook's settings from the cell, without editing ``src/``:
+    ``start("03_datos_buenos_vs_malos", max_steps=60)``.  Each name and type is checked.
+    ``COURSE_SETTINGS_OVERRIDES`` (JSON, ``{"section.field": value}``) does the same from the
+    environment, for tests and the full-profile rehearsal; the notebook's own knobs win.
     """
     info = notebook_info(name)
     profile, reason = active_profile()
-    settings = get_settings(profile)
+    settings = get_settings(profile)  # COURSE_SETTINGS_OVERRIDES already applied
+    if knobs:
+        settings = apply_overrides(settings, {info.section: dict(knobs)})
+    by_section = env_overrides()
+    by_section.setdefault(info.section, {}).update(knobs)
+    overrides = {f"{sec}.{k}": v for sec, changes in by_section.items() for k, v in changes.items()}
     if profile == "mini":
         go_offline()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -112,7 +138,10 @@ def start(name: str, *, seed: int = 42, verbose: bool = True) -> NotebookContext
         reason=reason,
         settings=settings,
         results=Results(info.name, profile),
+        overrides=overrides,
     )
+    if overrides:
+        ctx.results.record(settings_overrides=overrides)
     if verbose:
         print(describe(ctx))
     return ctx

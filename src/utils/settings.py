@@ -18,14 +18,17 @@ Model ids that start with ``local:`` name offline assets resolved by
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from dataclasses import dataclass, fields
-from typing import Literal
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
 
 ProfileName = Literal["mini", "full"]
 PROFILE_ENV = "COURSE_PROFILE"
 PROFILES: tuple[ProfileName, ...] = ("mini", "full")
+#: JSON object ``{"section.field": value}`` applied on top of the active profile (tests, rehearsal).
+OVERRIDES_ENV = "COURSE_SETTINGS_OVERRIDES"
 
 
 class ProfileError(ValueError):
@@ -450,18 +453,95 @@ _BY_NAME: dict[str, CourseSettings] = {"mini": _MINI, "full": _FULL}
 def get_settings(profile: str | None = None) -> CourseSettings:
     """Return the settings of ``profile`` (default: the active profile).
 
+    ``COURSE_SETTINGS_OVERRIDES`` (see :func:`env_overrides`) is applied on top.
+
     Raises:
         ProfileError: for an unknown profile name.
     """
     name = profile if profile is not None else active_profile()[0]
     try:
-        return _BY_NAME[name]
+        settings = _BY_NAME[name]
     except KeyError:
         raise ProfileError(
             f"Unknown profile {name!r}. Use one of: {', '.join(PROFILES)}."
         ) from None
+    return apply_overrides(settings, env_overrides())
 
 
 def section_items(section: object) -> list[tuple[str, object]]:
     """Return ``(field, value)`` pairs of a settings section, for display."""
     return [(f.name, getattr(section, f.name)) for f in fields(section)]  # type: ignore[arg-type]
+
+
+def override_section(section: Any, section_name: str, **changes: Any) -> Any:
+    """Return a copy of a settings section with ``changes`` applied, each one checked.
+
+    This is how a learner turns a knob from the notebook (``start("03_…", max_steps=60)``)
+    instead of editing this module.  An unknown name or a value of the wrong type stops with
+    a Spanish message that lists the valid names.
+
+    Raises:
+        ProfileError: for an unknown field or a value of the wrong type.
+    """
+    known = {f.name: f for f in fields(section)}
+    for name, value in changes.items():
+        if name not in known:
+            raise ProfileError(
+                f"«{name}» no es un ajuste de la sección {section_name}. "
+                f"Ajustes válidos: {', '.join(sorted(known))}."
+            )
+        current = getattr(section, name)
+        ok = isinstance(value, type(current)) or (
+            isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool)
+        )
+        if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise ProfileError(
+                f"El ajuste {section_name}.{name} espera un valor de tipo {type(current).__name__} "
+                f"(ahora vale {current!r}) y recibió {value!r}."
+            )
+        if isinstance(current, float) and isinstance(value, int):
+            changes[name] = float(value)
+        if isinstance(current, tuple):
+            changes[name] = tuple(value)
+    return replace(section, **changes)
+
+
+def env_overrides() -> dict[str, dict[str, Any]]:
+    """Parse ``COURSE_SETTINGS_OVERRIDES`` into ``{section: {field: value}}``.
+
+    Raises:
+        ProfileError: when the variable is not a JSON object of ``"section.field"`` keys.
+    """
+    raw = os.environ.get(OVERRIDES_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{OVERRIDES_ENV} no es JSON válido ({exc}). Ejemplo: "
+                           '\'{"good_bad.max_steps": 4}\'') from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{OVERRIDES_ENV} debe ser un objeto JSON {{\"sección.ajuste\": valor}}.")
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        section, _, name = str(key).partition(".")
+        if not name:
+            raise ProfileError(f"{OVERRIDES_ENV}: la clave {key!r} debe tener la forma «sección.ajuste».")
+        by_section.setdefault(section, {})[name] = value
+    return by_section
+
+
+def apply_overrides(settings: CourseSettings, by_section: dict[str, dict[str, Any]]) -> CourseSettings:
+    """Return ``settings`` with ``{section: {field: value}}`` applied (see :func:`override_section`)."""
+    sections = {f.name for f in fields(settings) if f.name not in ("profile",)}
+    changed: dict[str, Any] = {}
+    for section_name, changes in by_section.items():
+        if section_name not in sections or not hasattr(getattr(settings, section_name), "__dataclass_fields__"):
+            raise ProfileError(
+                f"«{section_name}» no es una sección de los ajustes. Secciones: "
+                f"{', '.join(sorted(s for s in sections if hasattr(getattr(settings, s), '__dataclass_fields__')))}."
+            )
+        changed[section_name] = override_section(getattr(settings, section_name), section_name, **changes)
+    return replace(settings, **changed) if changed else settings
