@@ -181,3 +181,37 @@ def test_install_cell_records_before_pip_and_checks_after(info):
     record = next(i for i, line in enumerate(lines) if "imported_versions()" in line)
     check = next(i for i, line in enumerate(lines) if "require_fresh_imports(before)" in line)
     assert pips and record < min(pips) and check > max(pips)
+
+
+# --------------------------------------------------------------------------- Python 3.13, Colab's versions
+
+
+@pytest.mark.slow
+def test_utils_and_first_cells_run_on_python_313_with_colabs_versions(colab_run, python313, tmp_path):
+    """A real 3.13 venv with Colab's numpy/pandas/pillow/matplotlib (and what the install cells
+    leave of pyarrow, pydantic, jinja2, tqdm), without torch: every utils module imports, and
+    each notebook's first cell runs in mini.  Also checks why pyarrow counts as preloaded."""
+    versions = colab_env.light_versions(colab_run["notebooks"].values(), colab_run["freeze"])
+    assert versions["pillow"] == "11.3.0" and versions["numpy"] == "2.1.3" and versions["pandas"] == "2.2.3"
+    py = colab_env.light_venv(python313, versions)
+    result = colab_env.run_light(py, tmp_path)
+    assert result["python"] == "3.13"
+    left_out = {f"ModuleNotFoundError: No module named '{m}'" for m in colab_env.LEFT_OUT_MODULES}
+    failures = {m: why for m, why in result["import_failures"].items() if why not in left_out}
+    assert failures == {}
+    assert result["first_cells"] == {i.name: f"mini: {i.name}" for i in NOTEBOOKS}
+    assert result["pandas_imports_pyarrow"], "pandas no longer imports pyarrow: revisit PRELOADED"
+
+
+def test_restart_guard_counts_only_loaded_parts_of_a_shared_namespace(tmp_path, monkeypatch):
+    """``google.colab`` being loaded must not make every google-* distribution count: two
+    installed distributions share the namespace ``nsx``; only ``nsx.a`` is loaded."""
+    for dist, version, sub in (("nsx-a", "1.0", "a"), ("nsx-b", "2.0", "b")):
+        info = tmp_path / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        (info / "RECORD").write_text(f"nsx/{sub}/__init__.py,,\n{info.name}/METADATA,,\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    top_level = {"nsx": ["nsx-a", "nsx-b"]}
+    assert imported_versions(modules=["nsx", "nsx.a"], top_level=top_level) == {"nsx-a": "1.0"}
+    assert imported_versions(modules=["nsx", "nsx.a", "nsx.b"], top_level=top_level) == {"nsx-a": "1.0", "nsx-b": "2.0"}

@@ -482,3 +482,107 @@ def missing_in_colab(info: NotebookInfo, after_install: dict[str, str]) -> dict[
     modules = distributions_for(third_party_modules(info))
     skip = NOT_RUN.get(info.name, {})
     return {m: d for m, d in sorted(modules.items()) if d not in after_install and d not in skip}
+
+
+# --------------------------------------------------------------------------- a light Colab-like venv
+
+#: What ``import utils`` and the first cells need on Colab (utils imports jinja2, numpy,
+#: pydantic and tqdm at module level; the rest inside functions), plus what Colab imports at
+#: start-up and the course uses (pandas with pyarrow, matplotlib, PIL), each at the version
+#: Colab has after the install cells.  Left out to keep CI short: torch (a multi-GB CUDA
+#: download), the llama.cpp build (a 5-minute compile), transformers and distilabel (whose
+#: dependency tree would triple the install time); see :data:`LEFT_OUT_MODULES`.
+LIGHT_DISTRIBUTIONS = ("numpy", "pandas", "pyarrow", "pillow", "matplotlib", "jinja2", "pydantic", "tqdm")
+#: Top-level modules deliberately not installed in the light venv: a utils module whose import
+#: fails only because one of these is missing is reported, not failed.
+LEFT_OUT_MODULES = frozenset({"distilabel"})
+
+_LIGHT_SCRIPT = r'''
+import importlib, json, os, pkgutil, sys
+result = {"python": "%d.%d" % sys.version_info[:2]}
+import pandas
+result["pandas_imports_pyarrow"] = "pyarrow" in sys.modules
+import utils
+failed = {}
+for module in pkgutil.walk_packages(utils.__path__, "utils."):
+    try:
+        importlib.import_module(module.name)
+    except Exception as exc:  # report every module, not just the first failure
+        failed[module.name] = f"{type(exc).__name__}: {exc}"
+result["import_failures"] = failed
+cells = {}
+for name, source in json.loads(os.environ["COLAB_FIRST_CELLS"]).items():
+    scope = {}
+    try:
+        exec(compile(source, name, "exec"), scope)
+        nb = scope["nb"]
+        cells[name] = f"{nb.profile}: {nb.info.name}"
+    except Exception as exc:
+        cells[name] = f"{type(exc).__name__}: {exc}"
+result["first_cells"] = cells
+print("RESULT " + json.dumps(result))
+'''
+
+
+def light_versions(reports: Iterable[NotebookReport], freeze: dict[str, str]) -> dict[str, str]:
+    """For :data:`LIGHT_DISTRIBUTIONS`: the newest version any notebook's install cell leaves."""
+    from packaging.version import Version
+
+    best: dict[str, str] = {}
+    for report in reports:
+        final = report.resolution.final_versions(freeze)
+        for dist in LIGHT_DISTRIBUTIONS:
+            version = final.get(dist)
+            if version and (dist not in best or Version(version) > Version(best[dist])):
+                best[dist] = version
+    return best
+
+
+def light_venv(python: str, versions: dict[str, str], root: Path | None = None) -> Path:
+    """A real Python 3.13 venv with ``versions`` installed (wheels only); returns its python."""
+    pins = sorted(f"{name}=={version}" for name, version in versions.items())
+    digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12]
+    venv = (root or build_dir() / "colab_env") / f"light-{digest}"
+    py = venv / "bin" / "python"
+    stamp = venv / ".complete"
+    if not stamp.is_file():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
+        proc = subprocess.run(
+            [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:", *pins],
+            capture_output=True, text=True, timeout=900,
+        )
+        if proc.returncode != 0:
+            raise ColabCheckError(f"no se pudo crear el entorno ligero de Python 3.13:\n{proc.stderr[-3000:]}")
+        stamp.write_text("\n".join(pins) + "\n", encoding="utf-8")
+    return py
+
+
+def first_cell_sources() -> dict[str, str]:
+    """Each notebook's first code cell (the install cell), magics turned into ``pass``."""
+    out = {}
+    for info in NOTEBOOKS:
+        nb = json.loads((repo_root() / info.repo_path).read_text(encoding="utf-8"))
+        code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        out[info.name] = "\n".join(_without_magics("".join(code["source"]).splitlines()))
+    return out
+
+
+def run_light(py: Path, build: Path) -> dict:
+    """``import utils`` (every module) and each notebook's first cell, mini profile, in ``py``."""
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "COURSE_"))
+    }
+    env.update(
+        PYTHONPATH=str(repo_root() / "src"),
+        COURSE_PROFILE="mini",
+        COURSE_BUILD_DIR=str(build),
+        COLAB_FIRST_CELLS=json.dumps(first_cell_sources()),
+    )
+    proc = subprocess.run([str(py), "-c", _LIGHT_SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=str(build), timeout=300)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise ColabCheckError(f"el entorno ligero no respondió:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])

@@ -44,6 +44,14 @@ def _installed(dist: str) -> str | None:
         return None
 
 
+def _loads_from(dist: str, namespace: str, loaded: set[str]) -> bool:
+    """Whether a module of ``dist`` under the shared top-level ``namespace`` is loaded
+    (``google.protobuf`` for protobuf, while ``google.colab`` belongs to google-colab)."""
+    files = importlib.metadata.files(dist) or []
+    subpackages = {f"{namespace}.{f.parts[1].removesuffix('.py')}" for f in files if len(f.parts) > 1 and f.parts[0] == namespace}
+    return bool(subpackages & loaded)
+
+
 def imported_versions(
     modules: Iterable[str] | None = None,
     top_level: Mapping[str, list[str]] | None = None,
@@ -51,13 +59,17 @@ def imported_versions(
     """``{distribution: installed version}`` for every distribution with an imported module.
 
     ``modules`` defaults to the names in :data:`sys.modules`; ``top_level`` (module →
-    distributions) to :func:`importlib.metadata.packages_distributions`.
+    distributions) to :func:`importlib.metadata.packages_distributions`.  Under a namespace
+    that several distributions share (``google``), only those with a loaded module count.
     """
-    names = {m.partition(".")[0] for m in (sys.modules if modules is None else modules)}
+    loaded = set(sys.modules if modules is None else modules)
     top_level = importlib.metadata.packages_distributions() if top_level is None else top_level
     versions = {}
-    for name in names:
-        for dist in top_level.get(name, []):
+    for name in {m.partition(".")[0] for m in loaded}:
+        dists = list(dict.fromkeys(top_level.get(name, [])))
+        for dist in dists:
+            if len(dists) > 1 and not _loads_from(dist, name, loaded):
+                continue
             version = _installed(dist)
             if version is not None:
                 versions[dist] = version
