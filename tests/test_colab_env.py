@@ -162,7 +162,16 @@ def test_requirements_resolve_on_python_313(colab_run):
 # --------------------------------------------------------------------------- the restart guard
 
 
-def test_restart_guard_sees_a_changed_distribution():
+@pytest.fixture(autouse=False)
+def marker(tmp_path, monkeypatch):
+    from utils import colab_runtime
+
+    path = tmp_path / "restart-marker"
+    monkeypatch.setattr(colab_runtime, "MARKER", path)
+    return path
+
+
+def test_restart_guard_sees_a_changed_distribution(marker):
     before = imported_versions(modules=["pytest"], top_level={"pytest": ["pytest"]})
     assert before == {"pytest": pytest.__version__}
     assert changed_since(before) == []
@@ -172,6 +181,27 @@ def test_restart_guard_sees_a_changed_distribution():
     with pytest.raises(RestartRequired) as err:
         require_fresh_imports(stale)
     assert RESTART_STEPS in str(err.value) and "pytest 0.0.1" in str(err.value)
+
+
+def test_restart_guard_insists_until_the_process_restarts(marker, monkeypatch):
+    """Running the cell again without restarting: pip changes nothing now, but the old
+    modules are still loaded, so the guard asks again; a new process (after the restart) passes."""
+    with pytest.raises(RestartRequired):
+        require_fresh_imports({"pytest": "0.0.1"})
+    fresh = {"pytest": pytest.__version__}
+    with pytest.raises(RestartRequired) as err:
+        require_fresh_imports(fresh)
+    assert "pytest 0.0.1" in str(err.value)
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # the restarted runtime
+    require_fresh_imports(fresh)
+    assert not marker.exists()
+
+
+def test_install_cell_is_valid_ipython():
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    for info in NOTEBOOKS:
+        compile(TransformerManager().transform_cell(setup_cell_source(info)), info.name, "exec")
 
 
 @pytest.mark.parametrize("info", NOTEBOOKS, ids=lambda i: i.name)

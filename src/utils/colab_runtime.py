@@ -13,12 +13,18 @@ Uses the standard library only: it runs before and right after pip.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
+import tempfile
+from pathlib import Path
 from collections.abc import Iterable, Mapping
 
 from utils.errors import CourseError
 
 RESTART_STEPS = "Entorno de ejecución → Reiniciar sesión"
+#: Remembers, for this process, that a restart was asked for: running the cell again without
+#: restarting installs nothing new, yet the old modules are still in memory.
+MARKER = Path(tempfile.gettempdir()) / "curso-llm-restart-required"
 
 
 class RestartRequired(CourseError):
@@ -87,7 +93,14 @@ def changed_since(before: Mapping[str, str]) -> list[tuple[str, str, str]]:
 
 
 def require_fresh_imports(before: Mapping[str, str]) -> None:
-    """Raise :class:`RestartRequired` when pip changed an already-imported distribution."""
+    """Raise :class:`RestartRequired` when pip changed an already-imported distribution, or
+    when this same process was already told to restart (the cell was run again without it)."""
     changed = changed_since(before)
+    if not changed and MARKER.is_file():
+        pid, *rows = MARKER.read_text(encoding="utf-8").splitlines()
+        if pid == str(os.getpid()):
+            changed = [tuple(row.split(" ", 2)) for row in rows]  # type: ignore[misc]
     if changed:
+        MARKER.write_text("\n".join([str(os.getpid()), *(" ".join(c) for c in changed)]) + "\n", encoding="utf-8")
         raise RestartRequired(changed)
+    MARKER.unlink(missing_ok=True)
