@@ -73,9 +73,9 @@ NEVER_REPLACE_PREFIXES = ("nvidia-",)
 #: quoted in public reports lists PIL, numpy, matplotlib/mpl_toolkits, kiwisolver, cycler,
 #: pyparsing, dateutil, decorator, certifi, psutil, click, httpx, google (protobuf), pyarrow and
 #: pkg_resources (setuptools); pandas "is loaded when initializing a colab runtime"
-#: (googlecolab/colabtools#298).  packaging, six and requests are imported by those at start-up
-#: (matplotlib imports packaging; dateutil imports six; google.colab imports requests), so they
-#: are treated alike.
+#: (googlecolab/colabtools#298), and pandas 2.2 imports pyarrow (checked by the light-venv test).
+#: packaging and six are imported by those (matplotlib imports packaging, dateutil imports six).
+#: requests is included out of caution, unverified: Colab's own helpers are its likely users.
 PRELOADED: frozenset[str] = frozenset(
     {
         "numpy", "pandas", "pillow", "matplotlib", "kiwisolver", "cycler", "pyparsing",
