@@ -538,8 +538,33 @@ def light_versions(reports: Iterable[NotebookReport], freeze: dict[str, str]) ->
     return best
 
 
+def expected_light_versions(freeze: dict[str, str]) -> dict[str, str]:
+    """:data:`LIGHT_DISTRIBUTIONS` before asking pip: Colab's versions, or the install cells'
+    pins where a cell names the package (transitive upgrades are applied later with
+    :func:`install_into`)."""
+    from utils.course import read_pins
+
+    pins = read_pins()
+    named = {normalize_name(p.partition("[")[0]) for info in NOTEBOOKS for p in (*info.colab_packages, *info.colab_mini_packages)}
+    return {d: pins[d] if d in named and d in pins else freeze[d] for d in LIGHT_DISTRIBUTIONS if d in freeze}
+
+
+def install_into(py: Path, versions: dict[str, str]) -> None:
+    """``pip install`` ``versions`` (wheels only) into the venv of ``py``."""
+    pins = sorted(f"{name}=={version}" for name, version in versions.items())
+    proc = subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:", *pins],
+        capture_output=True, text=True, timeout=900,
+    )
+    if proc.returncode != 0:
+        raise ColabCheckError(f"no se pudo instalar en el entorno ligero de Python 3.13:\n{proc.stderr[-3000:]}")
+
+
 def light_venv(python: str, versions: dict[str, str], root: Path | None = None) -> Path:
-    """A real Python 3.13 venv with ``versions`` installed (wheels only); returns its python."""
+    """A real Python 3.13 venv with ``versions`` installed (wheels only); returns its python.
+
+    Cached under ``build/colab_env`` by the versions it was created with.
+    """
     pins = sorted(f"{name}=={version}" for name, version in versions.items())
     digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12]
     venv = (root or build_dir() / "colab_env") / f"light-{digest}"
@@ -548,12 +573,7 @@ def light_venv(python: str, versions: dict[str, str], root: Path | None = None) 
     if not stamp.is_file():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-        proc = subprocess.run(
-            [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:", *pins],
-            capture_output=True, text=True, timeout=900,
-        )
-        if proc.returncode != 0:
-            raise ColabCheckError(f"no se pudo crear el entorno ligero de Python 3.13:\n{proc.stderr[-3000:]}")
+        install_into(py, versions)
         stamp.write_text("\n".join(pins) + "\n", encoding="utf-8")
     return py
 
