@@ -428,7 +428,7 @@ class LLMClient:
             raise LLMUnavailableError(base_url, f"{exc.__class__.__name__} tras {attempts} intento(s)") from None
         except openai.NotFoundError as exc:
             raise LLMRequestError(
-                f"El servidor {base_url} respondió 404 ({exc.message}). Comprueba que "
+                f"El servidor {base_url} respondió 404 (dice: «{exc.message}»). Comprueba que "
                 f"LLM_BASE_URL termina en /v1 y que el modelo {self.endpoint.model!r} es uno de "
                 "los que sirve (LLM_MODEL).",
                 404,
@@ -444,7 +444,7 @@ class LLMClient:
             if exc.status_code in (400, 413, 422) and _CONTEXT_OVERFLOW.search(message):
                 raise _context_error(message, max_tokens) from None
             raise LLMRequestError(
-                f"El servidor {base_url} rechazó la petición (HTTP {exc.status_code}: {message[:300]}). "
+                f"El servidor {base_url} rechazó la petición (HTTP {exc.status_code}; dice: «{message[:300]}»). "
                 "Revisa los parámetros de la llamada (max_tokens, temperature, response_format…) y "
                 "el modelo (LLM_MODEL).",
                 exc.status_code,

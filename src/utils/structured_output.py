@@ -162,6 +162,20 @@ def describe_errors(exc: ValidationError, limit: int = 4) -> str:
     return "; ".join(parts)
 
 
+#: The ``json`` module's messages, in Spanish.
+_JSON_ERRORS_ES = {
+    "Expecting value": "falta un valor",
+    "Expecting property name enclosed in double quotes": "se esperaba una clave entre comillas dobles",
+    "Expecting ',' delimiter": "falta una coma",
+    "Expecting ':' delimiter": "faltan los dos puntos tras la clave",
+    "Unterminated string starting at": "una cadena de texto no se cierra",
+    "Invalid control character at": "carácter de control no válido",
+    "Extra data": "sobra texto después del objeto",
+    "Invalid \\escape": "secuencia de escape no válida",
+    "Invalid \\uXXXX escape": "escape \\uXXXX no válido",
+}
+
+
 def validate_json(
     text: str, model: type[M], context: Mapping[str, Any] | None = None
 ) -> tuple[M | None, str | None]:
@@ -178,8 +192,10 @@ def validate_json(
         data = _decoder().decode(candidate)  # a raw newline inside a string is fine
     except _NotJson as exc:
         return None, f"JSON no válido ({exc})"
-    except ValueError as exc:
-        return None, f"JSON mal formado ({exc})"
+    except json.JSONDecodeError as exc:
+        return None, f"JSON mal formado ({_JSON_ERRORS_ES.get(exc.msg, exc.msg)}; línea {exc.lineno}, columna {exc.colno})"
+    except ValueError:  # an integer with thousands of digits
+        return None, "JSON mal formado (un número tiene demasiadas cifras)"
     except RecursionError:
         return None, "JSON anidado a demasiada profundidad: usa un objeto plano con las claves pedidas"
     try:
