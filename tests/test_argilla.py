@@ -280,7 +280,7 @@ def test_two_simultaneous_starts_share_one_private_server_without_secrets(tmp_pa
     from utils.services import supervisor
 
     secrets = {"HF_TOKEN": "hf_secret_value_1", "OPENAI_API_KEY": "sk-secret-value-2",
-               "ARGILLA_API_KEY": "argilla-secret-value-3", "GITHUB_TOKEN": "ghp_secret_value_4"}  # fmt: skip
+               "ARGILLA_API_KEY": "argilla secret value 3", "GITHUB_TOKEN": "ghp_secret_value_4"}  # fmt: skip
     ports = {"COURSE_ARGILLA_PORT": free_port(), "COURSE_ARGILLA_SEARCH_PORT": free_port(),
              "COURSE_ARGILLA_REDIS_PORT": free_port()}  # fmt: skip
     env = {**os.environ, **secrets, **{k: str(v) for k, v in ports.items()}, "COURSE_BUILD_DIR": str(tmp_path)}

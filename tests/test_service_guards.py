@@ -23,7 +23,7 @@ LEARNER_SECRETS = {
     "HUGGING_FACE_HUB_TOKEN": "hf_value_2",
     "OPENAI_API_KEY": "sk-value-3",
     "LLM_API_KEY": "sk-value-4",
-    "ARGILLA_API_KEY": "argilla-value-5",
+    "ARGILLA_API_KEY": "argilla value 5",
     "GITHUB_TOKEN": "ghp_value_6",
     "AWS_SECRET_ACCESS_KEY": "aws-value-7",
     "DB_PASSWORD": "pw-value-8",
