@@ -149,6 +149,23 @@ def test_two_simultaneous_starts_share_one_server(config):
     assert supervisor.port_owners(config.port) == [] and not supervisor.port_busy("127.0.0.1", config.port)
 
 
+def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
+    import signal
+    import time
+
+    env = {**os.environ, "COURSE_LLM_PORT": str(config.port)}
+    proc = subprocess.Popen([sys.executable, "-m", "utils.llm_server", "start"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not llm_server._state_file(config.port).is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server was spawned: interrupt while it loads
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert err.startswith("error: interrumpido (Ctrl-C)") and "Traceback" not in err
+    assert not status(config).running and supervisor.port_owners(config.port) == []
+
+
 def test_stop_also_stops_a_server_left_without_pid_file(config):
     """A course server holding the port with no pid file (a crash) is adopted, not blamed on "another program"."""
     started = start(config)

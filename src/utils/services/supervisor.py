@@ -134,7 +134,10 @@ def kill_group(pid: int, alive: Callable[[int], bool], timeout: float = 15.0) ->
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
+            if os.getpgid(pid) == pid:  # a group leader (start_new_session): the whole group
+                os.killpg(pid, sig)
+            else:  # e.g. a server someone started by hand, adopted by `stop`
+                os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while alive(pid) and time.monotonic() < deadline:
             reap(pid)
