@@ -3,7 +3,8 @@
 #   make test     instala (idempotente) y ejecuta toda la batería de tests
 #   make lab      abre JupyterLab en notebooks/
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# Python 3.11, 3.12 or 3.13; empty: scripts/setup picks the first one it finds and says which.
+PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
