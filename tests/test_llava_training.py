@@ -124,7 +124,7 @@ class TestWithTinyLlava:
             "{% if i['type'] == 'image' %}<image>{% else %}{{ i['text'] }}{% endif %}{% endfor %}{% endfor %}"
             "{% if add_generation_prompt %}GEN:{% endif %}"
         )
-        with pytest.raises(PromptPrefixError, match="renders the prompt differently"):
+        with pytest.raises(PromptPrefixError, match="escribe el prompt de forma distinta"):
             VqaCollator(odd, folder)(rows[:1])
 
     def test_training_resumes_and_merged_model_matches_the_adapter(self, setup, tmp_path):

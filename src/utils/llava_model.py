@@ -245,20 +245,20 @@ def check_image_tokens(model_config: Any, processor: Any, input_ids: Any, *, ima
     wrong = sorted({n for n in per_row if n != wanted})
     if processor.image_token_id != token_id:
         raise ImageTokenMismatchError(
-            f"The processor's image token {processor.image_token!r} has id {processor.image_token_id}, "
-            f"the model's config says image_token_index={token_id}. Load processor and model from the "
-            "same checkpoint."
+            f"El token de imagen del procesador {processor.image_token!r} tiene el id {processor.image_token_id}, "
+            f"pero la configuración del modelo dice image_token_index={token_id}. Carga el procesador y el "
+            "modelo del mismo checkpoint."
         )
     if wrong:
         vision = model_config.vision_config
         raise ImageTokenMismatchError(
-            f"The processor inserted {wrong} image tokens per row, the model expects {wanted} "
-            f"({vision.image_size}px / patch {vision.patch_size} → {report.expected} features, "
-            f"strategy {model_config.vision_feature_select_strategy!r}). Make the processor's "
-            f"patch_size ({processor.patch_size}), num_additional_image_tokens "
-            f"({processor.num_additional_image_tokens}) and vision_feature_select_strategy "
-            f"({processor.vision_feature_select_strategy!r}) match the model config, and don't truncate "
-            "sequences (max_length) below the image tokens."
+            f"El procesador insertó {wrong} tokens de imagen por fila y el modelo espera {wanted} "
+            f"({vision.image_size} px / parche {vision.patch_size} → {report.expected} vectores, "
+            f"estrategia {model_config.vision_feature_select_strategy!r}). Haz que patch_size "
+            f"({processor.patch_size}), num_additional_image_tokens ({processor.num_additional_image_tokens}) "
+            f"y vision_feature_select_strategy ({processor.vision_feature_select_strategy!r}) del procesador "
+            "coincidan con la configuración del modelo, y no recortes las secuencias (max_length) por debajo "
+            "de los tokens de imagen."
         )
     return report
 

@@ -69,8 +69,8 @@ def answer_suffix(processor: Any, row: dict[str, Any], prompt: str) -> str:
     full = processor.apply_chat_template(llava_row_to_messages(row), tokenize=False)
     if not full.startswith(prompt):
         raise PromptPrefixError(
-            f"Row {row.get('id')!r}: the chat template renders the prompt differently with and "
-            "without the answer, so the answer's position is unknown. Check the chat template."
+            f"Fila {row.get('id')!r}: la plantilla de chat escribe el prompt de forma distinta con y sin la "
+            "respuesta, así que no se sabe dónde empieza la respuesta. Revisa la plantilla de chat."
         )
     tail = full[len(prompt) :]
     if eos and eos in tail:
@@ -103,8 +103,8 @@ class VqaCollator:
             n = len(ids)
             if batch["input_ids"][i, :n].tolist() != list(ids):
                 raise PromptPrefixError(
-                    f"Row {rows[i].get('id')!r}: the prompt's tokens are not a prefix of prompt+answer; "
-                    "the answer would be scored from the wrong position. Check the chat template."
+                    f"Fila {rows[i].get('id')!r}: los tokens del prompt no son un prefijo de los de "
+                    "prompt + respuesta; la pérdida se calcularía en el sitio equivocado. Revisa la plantilla de chat."
                 )
             labels[i, :n] = IGNORE_INDEX
         batch["labels"] = labels
@@ -130,8 +130,8 @@ def two_rate_optimizer(model: Any, *, lr: float, projector_lr: float, weight_dec
             (projector if PROJECTOR_MODULE in name else rest).append(param)
     if not projector or not rest:
         raise ValueError(
-            f"Expected trainable weights both in {PROJECTOR_MODULE!r} and elsewhere (LoRA), got "
-            f"{len(projector)} and {len(rest)}: apply get_peft_model with modules_to_save=[{PROJECTOR_MODULE!r}] first."
+            f"Se esperaban pesos entrenables en {PROJECTOR_MODULE!r} y fuera de él (LoRA); hay "
+            f"{len(projector)} y {len(rest)}: aplica antes get_peft_model con modules_to_save=[{PROJECTOR_MODULE!r}]."
         )
     return torch.optim.AdamW(
         [{"params": rest, "lr": lr}, {"params": projector, "lr": projector_lr}], lr=lr, weight_decay=weight_decay
