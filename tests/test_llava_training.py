@@ -206,3 +206,34 @@ class TestWithTinyLlava:
         assert torch.allclose(merged_logits, adapter_logits, atol=1e-3)
         assert (tmp_path / "merged" / "processor_config.json").is_file()
 
+
+    def test_rerun_after_the_last_step_loads_the_weights_and_trains_nothing(self, setup, tmp_path):
+        """Issue 15.2: ``Trainer.train(resume_from_checkpoint=<checkpoint at max_steps>)`` in
+        the middle of an epoch ran one more step (global_step 7 of 6) and changed the model."""
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import Trainer, TrainingArguments, set_seed
+
+        from utils.llava_model import load_llava
+        from utils.llava_training import LANGUAGE_MODEL_LORA_TARGETS, PROJECTOR_MODULE, train_resumable
+
+        folder, rows, _, _ = setup
+        processor = setup[3]
+        trained = []
+        for _ in range(2):  # the notebook's training cell, run twice: fresh model and trainer each time
+            model, _ = load_llava("local:tiny-llava-smollm2")
+            set_seed(0)
+            peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.05,
+                                                          target_modules=LANGUAGE_MODEL_LORA_TARGETS,
+                                                          modules_to_save=[PROJECTOR_MODULE], task_type="CAUSAL_LM"))
+            args = TrainingArguments(output_dir=str(tmp_path / "ckpt"), max_steps=6, per_device_train_batch_size=2,
+                                     save_steps=3, save_total_limit=1, logging_steps=5, learning_rate=1e-3,
+                                     report_to="none", remove_unused_columns=False, disable_tqdm=True, seed=0)
+            trainer = Trainer(model=peft_model, args=args, train_dataset=rows,  # 8 rows: 4 steps per epoch
+                              data_collator=VqaCollator(processor, folder))
+            train_resumable(trainer)
+            assert trainer.state.global_step == 6
+            trained.append({n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad})
+        assert trained[0].keys() == trained[1].keys()
+        assert all(torch.equal(trained[0][n], trained[1][n]) for n in trained[0])
+        assert last_checkpoint(tmp_path / "ckpt").endswith("checkpoint-6")

@@ -161,20 +161,26 @@ def last_checkpoint(output_dir: Path) -> str | None:
 def train_resumable(trainer: Any) -> Any:
     """``trainer.train()``, resuming from the last checkpoint in its output_dir if any.
 
-    A run that already reached ``max_steps`` saved its last checkpoint, so running the
-    cell again loads those weights and trains 0 steps: the same model as the first run,
-    never a model trained twice.
+    A run that already reached ``max_steps`` saved its last checkpoint: running the cell
+    again loads those weights and that state instead of training, so the model is the
+    first run's, never a model trained twice.  (``Trainer.train(resume_from_checkpoint=…)``
+    is not enough: resuming at ``max_steps`` in the middle of an epoch runs one more step.)
     """
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
     checkpoint = last_checkpoint(Path(trainer.args.output_dir))
+    if checkpoint and int(checkpoint.rsplit("-", 1)[-1]) >= trainer.args.max_steps:
+        print(
+            f"Esta configuración ya se entrenó ({checkpoint}): se cargan sus pesos en lugar de "
+            f"entrenar otra vez. Para repetir el entrenamiento, borra {trainer.args.output_dir}."
+        )
+        trainer._load_from_checkpoint(checkpoint)  # the same loader train() uses (PEFT adapters included)
+        trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        losses = [e["train_loss"] for e in trainer.state.log_history if "train_loss" in e]
+        return TrainOutput(trainer.state.global_step, losses[-1] if losses else float("nan"), {})
     if checkpoint:
-        step = int(checkpoint.rsplit("-", 1)[-1])
-        if step >= trainer.args.max_steps:
-            print(
-                f"Esta configuración ya se entrenó ({checkpoint}): se cargan sus pesos en lugar de "
-                f"entrenar otra vez. Para repetir el entrenamiento, borra {trainer.args.output_dir}."
-            )
-        else:
-            print(f"Reanudando desde {checkpoint}")
+        print(f"Reanudando desde {checkpoint}")
     return trainer.train(resume_from_checkpoint=checkpoint)
 
 
