@@ -156,15 +156,20 @@ def tiny_llava_dir() -> Path:
 BNB_SKIP_MODULES: tuple[str, ...] = ("model.multi_modal_projector", "model.vision_tower", "lm_head")
 
 
-def bnb_4bit_settings() -> dict[str, Any]:
-    """The ``BitsAndBytesConfig`` arguments of QLoRA (full profile, GPU only)."""
+def bnb_4bit_settings(dtype: str = "float16") -> dict[str, Any]:
+    """The ``BitsAndBytesConfig`` arguments of QLoRA (full profile, GPU only).
+
+    ``dtype`` is the precision the 4-bit layers compute in, the same as the rest of the
+    model's (``float16`` on a T4, which has no bfloat16; the CPU rehearsal uses float32,
+    as a CPU has no fast float16 matrix product).
+    """
     import torch
 
     return {
         "load_in_4bit": True,
         "bnb_4bit_quant_type": "nf4",  # NormalFloat4: the QLoRA paper's data type
         "bnb_4bit_use_double_quant": True,  # also quantize the quantization constants
-        "bnb_4bit_compute_dtype": torch.float16,  # a T4 has no bfloat16
+        "bnb_4bit_compute_dtype": getattr(torch, dtype),
         "llm_int8_skip_modules": list(BNB_SKIP_MODULES),  # kept in float: see BNB_SKIP_MODULES
     }
 
@@ -181,7 +186,7 @@ def from_pretrained_kwargs(*, load_in_4bit: bool, dtype: str, device_map: str | 
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb_4bit_settings())
+        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb_4bit_settings(dtype))
         device_map = device_map or "auto"
     if device_map:
         kwargs["device_map"] = device_map
