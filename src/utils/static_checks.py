@@ -33,8 +33,13 @@ class KwargProblem:
 
 
 def _without_magics(source: str) -> str:
-    """Blank out IPython magics (``%pip``, ``!git``) so notebook cells parse as Python."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    """Turn IPython magics (``%pip``, ``!git``) into ``pass`` at their indentation, so notebook
+    cells parse as Python (a block whose body is only magics stays a valid block)."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        lines.append(line[: len(line) - len(stripped)] + "pass" if stripped.startswith(("%", "!")) else line)
+    return "\n".join(lines)
 
 
 def parse_code(source: str) -> ast.Module:
