@@ -58,17 +58,17 @@ def get_secret(name: str, *, required: bool = True, readme_section: str | None =
         readme_section: README section that explains this secret, named in the error.
 
     Raises:
-        MissingSecretError: ``Missing NAME: set it in Colab secrets or export it; ...``.
+        MissingSecretError: ``Falta NAME: añádelo en los secretos de Colab … o expórtalo …``.
     """
     found = _lookup(name)
     if found is not None:
         return found[0]
     if not required:
         return None
-    where = f"; see README §{readme_section}" if readme_section else ""
+    where = f"; ver README §{readme_section}" if readme_section else ""
     raise MissingSecretError(
-        f"Missing {name}: set it in Colab secrets (🔑 panel, enable notebook access) "
-        f"or export it (`export {name}=...`){where}"
+        f"Falta {name}: añádelo en los secretos de Colab (panel 🔑, con el acceso del cuaderno "
+        f"activado) o expórtalo antes de arrancar Jupyter (`export {name}=...`){where}"
     )
 
 
