@@ -99,6 +99,12 @@ def notebook_env(number: str, hub_url: str) -> dict[str, str]:
             [str(repo_root() / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
     })
+    if "argilla" in SERVICES.get(number, ()):
+        # The full profile reads ARGILLA_API_URL/ARGILLA_API_KEY (the learner's Space): here
+        # they point at the local server the runner starts, never at a real Space.
+        from utils.argilla_server import LOCAL_API_KEY, default_config
+
+        env.update({"ARGILLA_API_URL": default_config().api_url, "ARGILLA_API_KEY": LOCAL_API_KEY})
     return env
 
 
