@@ -63,18 +63,11 @@ def test_full_profile_llms_are_built_with_the_gpus_precision(monkeypatch, capabi
 
 @pytest.fixture(scope="module")
 def tiny_qwen2(tmp_path_factory):
-    """A random 2-layer Qwen2ForCausalLM with SmolLM2's ChatML tokenizer (offline)."""
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from utils.assets import smollm2_hf_dir
+    """A random 2-layer Qwen2ForCausalLM with Qwen2.5's config keys and a ChatML tokenizer (offline)."""
+    from rehearsal.standins.common import tiny_qwen2
 
     out = tmp_path_factory.mktemp("tiny-qwen2")
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_hf_dir())
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    Qwen2ForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    tiny_qwen2(out)
     return out
 
 
