@@ -97,3 +97,22 @@ def test_the_notebooks_calls_load_everything_through_the_fakehub(tree, tmp_path)
     assert set(out["models"]) == {FULL.generator_model, *FULL.candidate_models, FULL.judge_model}
     for meta in out["models"].values():  # on CPU: float32 (never fp16), the 4 rows in one forward pass
         assert meta == {"class": "Qwen2ForCausalLM", "dtype": "torch.float32", "batch": FULL.batch_size, "outputs": 4}
+
+
+def test_each_rehearsal_gets_a_fresh_build_dir_and_the_local_argilla(monkeypatch, tmp_path):
+    """A second rehearsal must generate again: an old LLM cache in COURSE_BUILD_DIR made the
+    second run of notebook 02 read every answer back (0 tokens generated) and still pass."""
+    from rehearsal import __main__ as runner
+    from utils.argilla_server import LOCAL_API_KEY
+
+    monkeypatch.setattr(runner, "rehearsal_dir", lambda: tmp_path)
+    monkeypatch.setenv("COURSE_ARGILLA_PORT", "26911")
+    monkeypatch.setenv("ARGILLA_API_URL", "https://mi-space.hf.space")  # a learner's real Space: never used here
+    first = Path(runner.notebook_env("02", "http://127.0.0.1:1")["COURSE_BUILD_DIR"])
+    stale = first / "sft_dpo" / "cache" / "full" / "sft.jsonl"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}\n")
+    env = runner.notebook_env("02", "http://127.0.0.1:1")
+    assert Path(env["COURSE_BUILD_DIR"]) == first and not any(first.iterdir())
+    assert Path(runner.notebook_env("03", "http://127.0.0.1:1")["COURSE_BUILD_DIR"]) != first
+    assert env["ARGILLA_API_URL"] == "http://127.0.0.1:26911" and env["ARGILLA_API_KEY"] == LOCAL_API_KEY
