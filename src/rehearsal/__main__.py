@@ -107,9 +107,10 @@ def notebook_env(number: str, hub_url: str) -> dict[str, str]:
     if "argilla" in SERVICES.get(number, ()):
         # The full profile reads ARGILLA_API_URL/ARGILLA_API_KEY (the learner's Space): here
         # they point at the local server the runner starts, never at a real Space.
+        from utils.argilla_io import KEY_ENV, URL_ENV
         from utils.argilla_server import LOCAL_API_KEY, default_config
 
-        env.update({"ARGILLA_API_URL": default_config().api_url, "ARGILLA_API_KEY": LOCAL_API_KEY})
+        env[URL_ENV], env[KEY_ENV] = default_config().api_url, LOCAL_API_KEY
     return env
 
 
