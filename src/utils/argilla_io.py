@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utils.errors import CourseError
-from utils.secrets import get_secret
+from utils.secrets import get_secret, mask_credentials
 from utils.settings import CourseSettings, get_settings
 from utils.simulated_review import Review
 from utils.text_embeddings import DIMENSIONS
@@ -101,15 +101,10 @@ def connect(settings: CourseSettings | None = None, *, start_local: bool = True)
         raise ArgillaConfigError(connection_advice(target, exc)) from None
 
 
-def shown_url(url: str) -> str:
-    """``url`` as it may be shown: ``user:key@`` replaced by ``***@``."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1***@", url)
-
-
 def connection_advice(target: ArgillaTarget, exc: BaseException) -> str:
     """What went wrong connecting to Argilla and how to fix it, in Spanish."""
     kind = type(exc).__name__
-    url = shown_url(target.api_url)
+    url = mask_credentials(target.api_url)
     how_to_set = (
         "en los secretos de Colab (panel 🔑, con el acceso del cuaderno activado) o con "
         f"`export NOMBRE=…` antes de arrancar Jupyter; después vuelve a ejecutar esta celda (README §{README_SECTION})"
