@@ -1,24 +1,42 @@
 """Run a notebook the way a careless learner does: some cells twice, in one kernel.
 
-Issue 15.2: re-running a training cell must not continue from the model it already
-trained.  :func:`run_notebook` executes every code cell of a notebook in one Jupyter
-kernel (``nbclient``), repeating the cells whose source contains a given marker, and
-returns the notebook's results file; :func:`comparable` drops what legitimately differs
-between two runs (wall-clock timings) so a careless run can be compared with a single one.
+Issue 15.2: re-running a training or generation cell must not continue from what it already
+did, nor replace a measurement with a cache read.  :func:`run_notebook` executes every code
+cell of a notebook in one Jupyter kernel (``nbclient``) and can
+
+* run chosen cells twice in a row (``repeat``), snapshotting the results file after each
+  execution, so a test checks the second execution recorded exactly what the first did;
+* re-run a whole section after it finished (``again``), as a learner going back up;
+* run probes right before chosen cells (``extra_cells``).
+
+:func:`comparable` drops what legitimately differs between two kernels (wall times) so a
+careless run can be compared with a single one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Results keys that measure time: they differ between any two runs.
-TIMING_SUFFIXES = ("_s", "_seconds")
+#: Results that are wall times or speeds: they differ between any two kernels.
+TIMING = re.compile(r"(_s|_seconds|_per_s)$")
+
+
+@dataclass
+class CarelessRun:
+    """What one kernel run did and recorded."""
+
+    order: list[int]  # indices of the code cells, in the order they ran
+    results: dict[str, Any] = field(default_factory=dict)  # the results file's values at the end
+    repeats: list[tuple[int, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    # (cell index, values after the 1st execution, values after the 2nd), per repeated cell
 
 
 def kernel_env(build_dir: Path, overrides: Mapping[str, Any], **extra: str) -> dict[str, str]:
@@ -34,20 +52,30 @@ def kernel_env(build_dir: Path, overrides: Mapping[str, Any], **extra: str) -> d
     return env
 
 
+def _values(path: Path | None) -> dict[str, Any]:
+    if path is None or not Path(path).is_file():
+        return {}
+    return json.loads(Path(path).read_text(encoding="utf-8"))["values"]
+
+
 def run_notebook(
     notebook: Path,
+    results_file: Path | None = None,
     *,
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    repeat: Callable[[str], bool] | None = None,
     again: tuple[str, str] | None = None,
     extra_cells: Mapping[str, str] | None = None,
     timeout: int = 300,
-) -> list[int]:
-    """Execute ``notebook`` top to bottom in one kernel; return the indices of the cells run.
+) -> CarelessRun:
+    """Execute ``notebook`` top to bottom in one new kernel.
 
     Args:
+        results_file: the notebook's results file (snapshots for ``repeat``, final ``results``).
+        env: the kernel's environment (default: this process's, e.g. set by ``monkeypatch``).
+        repeat: cells whose source makes it true run twice in a row.
         again: ``(first, last)`` markers: after the cell whose source contains ``last``,
-            the cells from the one containing ``first`` up to it run once more, in order
-            (a learner re-running a section).
+            the cells from the one containing ``first`` up to it run once more, in order.
         extra_cells: ``{marker: code}``: ``code`` runs in the same kernel right before each
             cell whose source contains ``marker`` (probes for tests).
         timeout: seconds per cell.
@@ -68,8 +96,10 @@ def run_notebook(
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(Path(notebook).parent)}}
     )
+    run = CarelessRun(order=order)
     probes_run: set[str] = set()
-    with client.setup_kernel(env=dict(env)):
+    kernel_kwargs = {"env": dict(env)} if env is not None else {}
+    with client.setup_kernel(**kernel_kwargs):
         for index in order:
             cell = nb.cells[index]
             for marker, probe in (extra_cells or {}).items():
@@ -77,10 +107,15 @@ def run_notebook(
                     client.execute_cell(nbformat.v4.new_code_cell(probe), index)
                     probes_run.add(marker)
             client.execute_cell(cell, index)
+            if repeat is not None and repeat(cell.source):
+                first_values = _values(results_file)
+                client.execute_cell(cell, index)
+                run.repeats.append((index, first_values, _values(results_file)))
     missing = set(extra_cells or {}) - probes_run
     if missing:
         raise AssertionError(f"markers not found in {Path(notebook).name}: {sorted(missing)}")
-    return order
+    run.results = _values(results_file)
+    return run
 
 
 def results_file(build_dir: Path, notebook: Path) -> dict[str, Any]:
@@ -89,6 +124,6 @@ def results_file(build_dir: Path, notebook: Path) -> dict[str, Any]:
 
 
 def comparable(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The recorded values without wall-clock timings (and the bookkeeping around them)."""
+    """The recorded values (a results file or its ``values``) without wall times and speeds."""
     values = results.get("values", results)
-    return {k: v for k, v in values.items() if not k.endswith(TIMING_SUFFIXES)}
+    return {k: v for k, v in values.items() if not TIMING.search(k)}

@@ -147,8 +147,25 @@ def test_dpo_ranking_round_trip(client, datasets):
 
 def test_dataset_with_other_questions_is_an_actionable_error(client, datasets):
     sft, _ = datasets
-    with pytest.raises(argilla_io.ArgillaConfigError, match="other fields or questions.*Delete it"):
+    with pytest.raises(argilla_io.ArgillaConfigError, match="ya existe con otros campos o preguntas.*Bórralo"):
         argilla_io.ensure_dataset(client, sft.name, "argilla", argilla_io.dpo_settings(2))
+
+
+def test_a_wrong_api_key_is_a_spanish_message_not_a_traceback(client, monkeypatch, no_colab):
+    """The real server refuses the key (ArgillaCredentialsError in the SDK): the learner
+    reads which variable to fix and where, and never the key itself."""
+    from utils.settings import get_settings
+
+    monkeypatch.setenv("ARGILLA_API_URL", client.api_url)
+    monkeypatch.setenv("ARGILLA_API_KEY", "clave-equivocada-1234567890")
+    with pytest.raises(argilla_io.ArgillaConfigError) as info:
+        argilla_io.connect(get_settings("full"))
+    message = str(info.value)
+    assert "rechaza la clave" in message and "ARGILLA_API_KEY" in message
+    assert "secretos de Colab" in message and "export ARGILLA_API_KEY=" in message and "README §Argilla" in message
+    assert "clave-equivocada" not in message
+    assert info.value._render_traceback_() == [f"❌ {message}"]  # what Jupyter shows instead of a traceback
+    assert info.value.__suppress_context__  # the SDK's English chain is not printed under it
 
 
 # --------------------------------------------------------------------------- the web UI

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utils.argilla_io import agent_name, record_id, resolve_target
+from utils.argilla_io import ArgillaConfigError, agent_name, connect, record_id, resolve_target
 from utils.argilla_server import LOCAL_API_KEY
 from utils.secrets import MissingSecretError
 from utils.settings import get_settings
@@ -46,3 +46,63 @@ def test_record_ids_are_deterministic_and_agent_names_valid():
     assert record_id("dpo", "12 34/ñ") == "dpo-12_34_"
     assert agent_name("Qwen/Qwen2.5-3B-Instruct") == "Qwen/Qwen2.5-3B-Instruct"
     assert agent_name("juez léxico") == "juez l-xico"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def not_argilla():
+    """An HTTP server on 127.0.0.1 that answers 404 to everything (not Argilla's API)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"detail": "Not Found"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _connect_error(env, url: str) -> str:
+    env.setenv("ARGILLA_API_URL", url)
+    env.setenv("ARGILLA_API_KEY", "una-clave-cualquiera-123")
+    with pytest.raises(ArgillaConfigError) as info:
+        connect(get_settings("full"))
+    message = str(info.value)
+    assert "una-clave-cualquiera" not in message
+    assert "ARGILLA_API_URL" in message and "hf.space" in message and "secretos de Colab" in message
+    assert "README §Argilla" in message and info.value.__suppress_context__
+    return message
+
+
+def test_unreachable_url_says_to_check_the_space(no_argilla_env):
+    message = _connect_error(no_argilla_env, f"http://127.0.0.1:{_closed_port()}")
+    assert "no se puede conectar" in message and "Running" in message
+
+
+def test_url_without_scheme_is_named(no_argilla_env):
+    assert "no empieza por https://" in _connect_error(no_argilla_env, "yo-argilla.hf.space")
+
+
+def test_a_server_that_is_not_argilla_is_named(no_argilla_env, not_argilla):
+    assert "no es la API de Argilla" in _connect_error(no_argilla_env, not_argilla)
+
+
+def test_credentials_inside_the_url_are_masked(no_argilla_env):
+    message = _connect_error(no_argilla_env, f"http://yo:secreto-en-url@127.0.0.1:{_closed_port()}")
+    assert "secreto-en-url" not in message and "***@127.0.0.1" in message

@@ -44,7 +44,7 @@ def test_full_profile_llms_take_only_arguments_transformers_llm_accepts():
     assert isinstance(llm, TransformersLLM) and llm.model == cfg.generator_model
     accepted = set(inspect.signature(TransformersLLM.generate).parameters) - {"self", "inputs"}
     assert set(llm.generation_kwargs) <= accepted, set(llm.generation_kwargs) - accepted
-    assert llm.device_map == "auto" and llm.torch_dtype == "float16"  # T4: no bfloat16
+    assert llm.device_map == "auto" and llm.torch_dtype in {"bfloat16", "float32"}  # never fp16 (Qwen2.5: NaN)
     for task in [*closed_book_tasks(cfg, FULL), judge_task(cfg, FULL)]:
         assert isinstance(task.llm, TransformersLLM)
         assert set(task.llm.generation_kwargs) <= accepted
@@ -67,7 +67,7 @@ def test_mini_llm_sends_the_grammar_only_to_the_course_server(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_full_profile_llm_class_really_generates_on_cpu():
-    """The full profile's class (TransformersLLM, fp16, device_map="auto") with the
+    """The full profile's class (TransformersLLM, device_map="auto") with the
     installed transformers: the same call on SmolLM2's local folder instead of a Hub id."""
     from utils.assets import smollm2_hf_dir
     from utils.grounded_instructions import GroundedInstruction

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scripted_llm import ScriptedLLM
 
+from utils import task_runner
 from utils.grounded_instructions import GroundedInstruction
 from utils.task_runner import output_tokens, row_key, run_task
 
@@ -15,15 +16,16 @@ def _task(**generation):
     return GroundedInstruction(name="genstruct", llm=ScriptedLLM(replies=[GOOD], generation_kwargs=generation))
 
 
-def test_second_run_reads_the_cache(tmp_path):
+def test_second_run_reads_the_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache.jsonl"
     task, stats = _task(), {}
     first = run_task(task, ROWS, cache=cache, batch_size=2, stats=stats)
     assert task.llm.calls == 5 and stats["generated"] == 5 and stats["cached"] == 0
     assert stats["output_tokens"] == output_tokens(first, "genstruct") > 0
+    monkeypatch.setattr(task_runner, "SESSION_ID", "another-kernel")  # e.g. the notebook run again tomorrow
     again_task, again = _task(), {}
     second = run_task(again_task, ROWS, cache=cache, stats=again)
-    assert again_task.llm.calls == 0 and again == {"generated": 0, "cached": 5, "output_tokens": 0}
+    assert again_task.llm.calls == 0 and again == {"generated": 0, "cached": 5, "output_tokens": 0, "seconds": 0.0}
     assert [r["instruction"] for r in second] == [r["instruction"] for r in first]
     assert [r["title"] for r in second] == [r["title"] for r in ROWS]  # order kept
 
@@ -51,3 +53,27 @@ def test_changed_settings_do_not_reuse_stale_answers(tmp_path):
 def test_no_rows_no_calls():
     task, stats = _task(), {}
     assert run_task(task, [], stats=stats) == [] and task.llm.calls == 0 and stats["generated"] == 0
+
+
+def test_rerun_in_the_same_kernel_reports_what_the_first_run_did(tmp_path):
+    """A careless re-run of the cell: nothing is generated again, and the stats the
+    notebook records (rows, tokens, seconds) are those of the run that generated them."""
+    cache = tmp_path / "cache.jsonl"
+    task, first = _task(), {}
+    rows = run_task(task, ROWS, cache=cache, batch_size=2, stats=first)
+    assert first["generated"] == 5 and first["seconds"] >= 0 and first["output_tokens"] > 0
+    again_task, again = _task(), {}
+    rows_again = run_task(again_task, ROWS, cache=cache, batch_size=2, stats=again)
+    assert again_task.llm.calls == 0
+    assert again == first
+    assert [r["instruction"] for r in rows_again] == [r["instruction"] for r in rows]
+
+
+def test_seconds_are_the_wall_time_of_the_generating_run(tmp_path, monkeypatch):
+    cache = tmp_path / "cache.jsonl"
+    clock = iter([100.0, 103.0, 110.0, 111.0, 200.0])  # start, batches 1-3 (3, 7, 1 s); start of the re-run
+    monkeypatch.setattr(task_runner, "_clock", lambda: next(clock))
+    stats = {}
+    run_task(_task(), ROWS, cache=cache, batch_size=2, stats=stats)
+    assert stats["seconds"] == 11.0
+    assert run_task(_task(), ROWS[:2], cache=cache, stats=stats) and stats["seconds"] == 3.0  # batch 1's rows

@@ -8,7 +8,8 @@
 
 The notebook kernel gets ``COURSE_PROFILE=full``, ``COURSE_REHEARSAL=1``,
 ``HF_ENDPOINT=<FakeHub>``, a fresh ``HF_HOME`` under ``build/rehearsal/``, no ``HF_*OFFLINE``
-variables, its own ``COURSE_BUILD_DIR`` (so the mini outputs in ``build/`` are left alone) and
+variables, its own fresh ``COURSE_BUILD_DIR`` per notebook (so the mini outputs in ``build/``
+are left alone, and no cache of an earlier rehearsal stands in for generating) and
 ``COURSE_SETTINGS_OVERRIDES`` = :data:`CPU_OVERRIDES` — nothing else changes: same Hub ids,
 same steps, lengths, beams, LoRA targets and 4-bit quantization as on Colab.
 """
@@ -93,16 +94,27 @@ def notebook_env(number: str, hub_url: str) -> dict[str, str]:
     if hf_home.exists():
         shutil.rmtree(hf_home)  # fresh: every file must come through the FakeHub
     hf_home.mkdir(parents=True)
+    build_root = base / "build" / number
+    if build_root.exists():
+        shutil.rmtree(build_root)  # fresh: no generation cache or results of an earlier rehearsal
+    build_root.mkdir(parents=True)
     env = client_env(dict(os.environ), hub_url, hf_home)
     env.update({
         "COURSE_PROFILE": "full",
         "COURSE_REHEARSAL": "1",
-        "COURSE_BUILD_DIR": str(base / "build"),
+        "COURSE_BUILD_DIR": str(build_root),
         "COURSE_SETTINGS_OVERRIDES": json.dumps(CPU_OVERRIDES),
         "PYTHONPATH": os.pathsep.join(
             [str(repo_root() / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
     })
+    if "argilla" in SERVICES.get(number, ()):
+        # The full profile reads ARGILLA_API_URL/ARGILLA_API_KEY (the learner's Space): here
+        # they point at the local server the runner starts, never at a real Space.
+        from utils.argilla_io import KEY_ENV, URL_ENV
+        from utils.argilla_server import LOCAL_API_KEY, default_config
+
+        env[URL_ENV], env[KEY_ENV] = default_config().api_url, LOCAL_API_KEY
     return env
 
 

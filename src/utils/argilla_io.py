@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utils.errors import CourseError
-from utils.secrets import get_secret
+from utils.secrets import get_secret, mask_credentials
 from utils.settings import CourseSettings, get_settings
 from utils.simulated_review import Review
 from utils.text_embeddings import DIMENSIONS
@@ -65,8 +65,8 @@ def resolve_target(settings: CourseSettings | None = None) -> ArgillaTarget:
     """``ARGILLA_API_URL``/``ARGILLA_API_KEY`` if set, else the local server (mini only).
 
     Raises:
-        MissingSecretError: ``Missing ARGILLA_API_KEY: set it in Colab secrets or export
-            it; see README §Argilla`` (or the URL, in the full profile).
+        MissingSecretError: ``Falta ARGILLA_API_KEY: …; ver README §Argilla`` (or the
+            URL, in the full profile), saying where to set it.
     """
     from utils.argilla_server import LOCAL_API_KEY, default_config
 
@@ -82,7 +82,12 @@ def resolve_target(settings: CourseSettings | None = None) -> ArgillaTarget:
 
 
 def connect(settings: CourseSettings | None = None, *, start_local: bool = True):
-    """An ``argilla.Argilla`` client; starts the local server first if that is the target."""
+    """An ``argilla.Argilla`` client; starts the local server first if that is the target.
+
+    Raises:
+        ArgillaConfigError: in Spanish, when the server refuses the key, cannot be reached
+            or is not Argilla: which variable to fix and where (Colab secrets / export).
+    """
     import argilla as rg
 
     target = resolve_target(settings)
@@ -90,7 +95,47 @@ def connect(settings: CourseSettings | None = None, *, start_local: bool = True)
         from utils.argilla_server import ensure_running
 
         ensure_running()
-    return rg.Argilla(api_url=target.api_url, api_key=target.api_key, timeout=120)
+    try:
+        return rg.Argilla(api_url=target.api_url, api_key=target.api_key, timeout=120)
+    except Exception as exc:  # the SDK's and httpx's own errors, in English, as a traceback
+        raise ArgillaConfigError(connection_advice(target, exc)) from None
+
+
+def connection_advice(target: ArgillaTarget, exc: BaseException) -> str:
+    """What went wrong connecting to Argilla and how to fix it, in Spanish."""
+    kind = type(exc).__name__
+    url = mask_credentials(target.api_url)
+    how_to_set = (
+        "en los secretos de Colab (panel 🔑, con el acceso del cuaderno activado) o con "
+        f"`export NOMBRE=…` antes de arrancar Jupyter; después vuelve a ejecutar esta celda (README §{README_SECTION})"
+    )
+    if target.is_local:
+        return (
+            f"El servidor de Argilla en {url} no acepta la conexión del curso ({kind}). Puede ser otro "
+            "programa o un Argilla con otra clave en ese puerto: ejecuta `scripts/argilla_server status`, "
+            "y `scripts/argilla_server stop` o elige otro puerto con `export COURSE_ARGILLA_PORT=6901`."
+        )
+    if kind in {"ArgillaCredentialsError", "UnauthorizedError", "ForbiddenError"}:
+        return (
+            f"Argilla en {url} rechaza la clave: {KEY_ENV} no es válida para ese servidor. Copia la "
+            f"API key de tu usuario (en Argilla: menú de tu usuario → My settings) y ponla en {KEY_ENV} "
+            + how_to_set.replace("NOMBRE", KEY_ENV)
+            + f". Si la clave es buena, comprueba que {URL_ENV} es tu Space y no otro."
+        )
+    if kind == "UnsupportedProtocol":
+        problem = f"{URL_ENV} ({url}) no empieza por https://"
+    elif kind in {"ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "RemoteProtocolError"}:
+        problem = (
+            f"no se puede conectar con {url} ({kind}): el Space puede estar parado o arrancando "
+            "(ábrelo en el navegador y espera a «Running»), o la URL tiene una errata"
+        )
+    else:  # it answers, but not as Argilla's API (e.g. the Space's page, or a path after the host)
+        problem = f"{url} responde, pero no es la API de Argilla ({kind})"
+    return (
+        f"Argilla: {problem}. {URL_ENV} debe ser la URL directa del Space, "
+        "`https://<usuario>-<space>.hf.space`, sin nada detrás (en el Space: menú ⋮ → Embed this Space → "
+        "Direct URL). Corrígela " + how_to_set.replace("NOMBRE", URL_ENV) + "."
+    )
 
 
 # --------------------------------------------------------------------------- dataset settings
@@ -177,9 +222,10 @@ def ensure_dataset(client, name: str, workspace: str, settings):
     have = ({f.name for f in dataset.settings.fields}, {q.name for q in dataset.settings.questions})
     if want != have:
         raise ArgillaConfigError(
-            f"The Argilla dataset {workspace}/{name} exists with other fields or questions "
-            f"(has {sorted(have[0] | have[1])}, needs {sorted(want[0] | want[1])}). Delete it in the "
-            "Argilla UI (dataset settings → delete) or change argilla_dataset_prefix in settings."
+            f"El dataset de Argilla {workspace}/{name} ya existe con otros campos o preguntas "
+            f"(tiene {sorted(have[0] | have[1])}; este cuaderno necesita {sorted(want[0] | want[1])}), "
+            "quizá de otra versión del cuaderno. Bórralo en Argilla (ajustes del dataset → Delete) o usa "
+            'otro nombre: `nb = start("02_datos_sft_dpo_distilabel_argilla", argilla_dataset_prefix="mi-prefijo")`.'
         )
     return dataset
 

@@ -60,7 +60,8 @@ def build_pipeline(
         grounded = GroundedInstruction(
             name="instruccion_y_respuesta",
             llm=make_llm(cfg.generator_model, max_new_tokens=cfg.max_new_tokens_instruction,
-                         temperature=cfg.temperature, grammar=GROUNDED_GRAMMAR, seed=cfg.seed, settings=settings),
+                         temperature=cfg.temperature, grammar=GROUNDED_GRAMMAR, seed=cfg.seed, settings=settings,
+                         batch_size=cfg.batch_size),
             input_batch_size=cfg.batch_size,
             resources=resources,
         )  # fmt: skip

@@ -37,7 +37,7 @@ def closed_book_tasks(cfg: SftDpoSettings, settings: CourseSettings | None = Non
             name=f"sin_contexto_{i}",
             system_prompt=CLOSED_BOOK_SYSTEM,
             llm=make_llm(model, max_new_tokens=cfg.max_new_tokens_answer, temperature=cfg.temperature,
-                         grammar=ANSWER_GRAMMAR, seed=cfg.seed + i, settings=settings),
+                         grammar=ANSWER_GRAMMAR, seed=cfg.seed + i, settings=settings, batch_size=cfg.batch_size),
         )  # fmt: skip
         for i, model in enumerate(cfg.candidate_models, start=1)
     ]
@@ -49,7 +49,8 @@ def judge_task(cfg: SftDpoSettings, settings: CourseSettings | None = None) -> U
         name="juez_ultrafeedback",
         aspect="overall-rating",
         llm=make_llm(cfg.judge_model, max_new_tokens=cfg.max_new_tokens_judge, temperature=0.0,
-                     grammar=ultrafeedback_grammar(cfg.candidates), seed=cfg.seed, settings=settings),
+                     grammar=ultrafeedback_grammar(cfg.candidates), seed=cfg.seed, settings=settings,
+                     batch_size=cfg.batch_size),
     )  # fmt: skip
 
 

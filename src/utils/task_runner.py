@@ -9,17 +9,29 @@ what every stage keeps and drops; :func:`run_task` adds what a long job needs:
   of the exact prompt, model and generation settings.  Re-running after an interruption
   (or re-running the notebook) only generates the rows that are missing; changing the
   template, the model or its settings changes the keys, so stale answers are never reused.
+
+Each cached row also records which *session* (this Python process: one notebook kernel)
+generated it and its share of the wall time.  Re-running a cell in the same kernel reads
+its own rows back and reports the same ``generated`` rows, tokens and seconds as the first
+run, so a careless re-run does not change what the notebook records; rows written by an
+earlier kernel count as ``cached``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+#: This process (one notebook kernel): rows it generated count as generated on a re-run.
+SESSION_ID = uuid.uuid4().hex
+_clock = time.perf_counter
 
 
 def row_key(task: Any, row: dict[str, Any]) -> str:
@@ -36,14 +48,15 @@ def row_key(task: Any, row: dict[str, Any]) -> str:
 
 
 def _read_cache(path: Path | None) -> dict[str, dict]:
+    """``key`` → cache entry (``row``, and ``session``/``seconds`` when recorded)."""
     if path is None or not path.is_file():
         return {}
     done: dict[str, dict] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             item = json.loads(line)
-            done[item["key"]] = item["row"]
-        except (ValueError, KeyError, TypeError):
+            done[item["key"]] = {"row": item["row"], "session": item.get("session"), "seconds": item.get("seconds", 0.0)}
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut short by an interruption: that row is generated again
     return done
 
@@ -63,14 +76,16 @@ def run_task(
     ``group_generations=True``).  Rows found in ``cache`` are not generated again.
 
     Args:
-        stats: if given, filled with ``generated`` and ``cached`` row counts and the
-            ``output_tokens`` generated in this call (cached rows excluded), so that a
-            speed measured over this call is honest.
+        stats: if given, filled with the rows ``generated`` in this kernel (now, or by an
+            earlier run of the same call) and ``cached`` (from an earlier kernel), and the
+            ``output_tokens`` and wall ``seconds`` (model loading included) of the generated
+            rows, so that a speed measured over them is honest and a re-run reports the same.
     """
     if stats is not None:
-        stats.update(generated=0, cached=0, output_tokens=0)
+        stats.update(generated=0, cached=0, output_tokens=0, seconds=0.0)
     if not rows:
         return []
+    started = _clock()
     task.load()
     try:
         keys = [row_key(task, row) for row in rows]
@@ -87,24 +102,30 @@ def run_task(
                     f"Task {task.name!r} returned {len(outputs)} rows for {len(batch)} inputs; "
                     "use num_generations=1 or group_generations=True."
                 )
+            now = _clock()
+            share = (now - started) / len(batch)  # the first batch also carries the model load
+            started = now
             lines = []
             for i, out in zip(batch, outputs):
-                done[keys[i]] = out
-                lines.append(json.dumps({"key": keys[i], "row": out}, ensure_ascii=False, default=str))
+                done[keys[i]] = {"row": out, "session": SESSION_ID, "seconds": share}
+                lines.append(json.dumps({"key": keys[i], **done[keys[i]]}, ensure_ascii=False, default=str))
             if cache is not None:
                 with cache.open("a", encoding="utf-8") as handle:
                     handle.write("\n".join(lines) + "\n")
             bar.update(len(batch))
-            if stats is not None:
-                stats["generated"] += len(batch)
-                stats["output_tokens"] += output_tokens(outputs, task.name)
         bar.close()
-        if stats is not None:
-            stats["cached"] = len(rows) - len(todo)
     finally:
         task.unload()
         release_model_memory(task.llm)
-    return [done[key] for key in keys]
+    if stats is not None:
+        mine = [done[key] for key in keys if done[key]["session"] == SESSION_ID]
+        stats.update(
+            generated=len(mine),
+            cached=len(keys) - len(mine),
+            output_tokens=output_tokens([entry["row"] for entry in mine], task.name),
+            seconds=round(sum(entry["seconds"] for entry in mine), 2),
+        )
+    return [done[key]["row"] for key in keys]
 
 
 def release_model_memory(llm: Any) -> None:
