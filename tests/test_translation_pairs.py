@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from utils.paths import repo_root
 from utils.settings import get_settings
 from utils.translation_pairs import (
     PairsError,
@@ -158,6 +159,22 @@ def test_integrity_report_stops_on_language_faults_in_good_or_test_and_warns_in_
     assert not report.problems and "otro idioma" in report.warnings[0]
     assert "⚠️" in report.summary()
     assert_clean(report)  # the bad set is meant to be bad: a warning, not a stop
+
+
+def test_language_checks_leave_names_and_numbers_alone():
+    same = [pair("n", "Stephen", "Stephen"), pair("m", "Room 101", "Room 101")]
+    assert find_language_problems(same) == []
+
+
+REAL_PAIRS = repo_root().parent / "shared" / "real-data" / "en_es_real.jsonl"
+
+
+@pytest.mark.skipif(not REAL_PAIRS.is_file(), reason="no ../shared/real-data next to the clone")
+def test_real_pairs_nobody_here_wrote_pass_the_language_checks():
+    """Tatoeba, FLORES-200 and WMT pairs: good translations, so no language flag is a false alarm."""
+    real = read_pairs_jsonl(REAL_PAIRS)
+    assert len(real) >= 200
+    assert find_language_problems(real) == []
 
 
 def test_committed_sets_have_no_language_faults(sets):

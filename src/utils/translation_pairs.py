@@ -186,25 +186,29 @@ class LanguageFlag:
 
 
 def find_language_problems(
-    pairs: Iterable[TranslationPair], *, min_score: float = 0.5, other_min_score: float = 0.7
+    pairs: Iterable[TranslationPair], *, min_score: float = 0.5, other_min_score: float = 0.8
 ) -> list[LanguageFlag]:
     """Pairs that are untranslated, swapped or translated into another language.
 
     * **untranslated**: the target repeats the source, or is English;
     * **swapped**: the source is Spanish and the target English;
     * **other language**: the target is confidently neither Spanish nor English
-      (``other_min_score``, higher than ``min_score`` because bad Spanish can look like
-      Portuguese or Italian to the detector).
+      (``other_min_score``, higher than ``min_score``: to the detector, clumsy or quoted
+      Spanish can look Portuguese at 0.7, e.g. a FLORES sentence in quotes; Italian with
+      0.75 is missed, French, Portuguese or German at 0.97+ are caught).
 
-    Languages come from :func:`utils.language.detect_language` (fastText *lite*, offline);
-    texts too short to tell (a word or two) are only checked for copies.
+    Languages come from :func:`utils.language.detect_language` (fastText *lite*, offline).
+    Texts too short to tell (fewer than ``MIN_LETTERS`` letters) are not judged at all: a
+    name or a number is the same in both languages (Tatoeba has «Stephen» → «Stephen»).
     """
-    from utils.language import detect_language
+    from utils.language import MIN_LETTERS, detect_language
 
     flags: list[LanguageFlag] = []
     for pair in pairs:
         if not pair.source.strip() or not pair.target.strip():
             continue  # find_empty reports those
+        if sum(ch.isalpha() for ch in pair.target) < MIN_LETTERS:
+            continue
         if normalize(pair.source) == normalize(pair.target):
             flags.append(LanguageFlag(pair.id, UNTRANSLATED, "la traducción repite la frase original"))
             continue

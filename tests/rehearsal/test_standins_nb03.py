@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from rehearsal.hub import HubTree
 from rehearsal.standins import nb03
-
-
-class FolderTree:
-    """The part of ``rehearsal.hub.HubTree`` a builder uses: one empty folder per repo."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def _repo(self, kind: str, repo_id: str) -> Path:
-        path = self.root / kind / repo_id
-        path.mkdir(parents=True)
-        return path
-
-    def model(self, repo_id: str) -> Path:
-        return self._repo("models", repo_id)
-
-    def dataset(self, repo_id: str) -> Path:
-        return self._repo("datasets", repo_id)
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    tree = FolderTree(tmp_path_factory.mktemp("hub"))
+    tree = HubTree(tmp_path_factory.mktemp("hub"))
     nb03.build(tree)
     return tree
 
@@ -45,7 +26,7 @@ def test_qwen_stand_in_has_the_real_class_config_keys_and_chat_format(tree):
     names = {name for name, _ in model.named_modules()}
     assert {"model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj", "lm_head"} <= names
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == ("<|im_end|>", "<|endoftext|>", None)
+    assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|im_end|>", "<|endoftext|>")
     text = tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}],
                                          tokenize=False, add_generation_prompt=True)
     assert text.endswith("<|im_start|>assistant\n")
