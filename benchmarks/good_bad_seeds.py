@@ -12,6 +12,10 @@ and for each seed trains the good and the bad model and scores them with greedy 
 their good translations instead of the test set: use it to choose steps or the learning
 rate, never the test set.  ``--eval-at`` also scores intermediate steps; with the constant
 learning rate of the course, the model at step k is the one a k-step run would produce.
+``--real`` (on by default when the folder exists) also scores every model on real pairs
+nobody in the course wrote: ``../shared/real-data/en_es_real.jsonl`` next to the clone
+(Tatoeba, FLORES-200 and WMT test sentences), an outside check of the notebook's claim;
+``--real-limit N`` keeps the first N of them.
 Results go to ``build/benchmarks/good_bad_seeds.json`` (rewritten after every run, so an
 interrupted benchmark keeps what it measured) and a table is printed at the end.
 """
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", type=int, default=0, help="hold out N training sources and score on them")
     parser.add_argument("--eval-at", type=int, nargs="*", default=[], help="also score at these steps")
     parser.add_argument("--profile", default="mini", choices=["mini", "full"])
+    parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "real-data" / "en_es_real.jsonl",
+                        help="real EN→ES pairs to score on as well (skipped if the file is missing)")
+    parser.add_argument("--real-limit", type=int, default=0, help="score on the first N real pairs (0 = all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from utils.notebook_cells import run_tagged_cells
     from utils.paths import build_dir, notebooks_dir
     from utils.settings import get_settings
-    from utils.translation_pairs import load_pairs, prompt_messages, split_validation
+    from utils.translation_pairs import find_leaks, load_pairs, prompt_messages, read_pairs_jsonl, split_validation
 
     cfg = get_settings(args.profile).good_bad
     if args.profile == "mini":
@@ -71,15 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         scored_on, eval_pairs = f"validation ({args.validation} held-out training sources)", split["good"][1]
     else:
         scored_on, eval_pairs = f"test ({cfg.test_file})", load_pairs(f"local:data/{cfg.test_file}", limit=cfg.eval_pairs)
-    conversations = [prompt_messages(p.source, cfg.system_prompt) for p in eval_pairs]
-    references = [p.target for p in eval_pairs]
+    real_pairs = read_pairs_jsonl(args.real)[: args.real_limit or None] if args.real.is_file() else []
+    if real_pairs:
+        leaks = find_leaks(sets["good"] + sets["bad"], real_pairs)
+        real_pairs = [p for p in real_pairs if p.id not in {t for t, _ in leaks}]
+        print(f"Also scoring on {len(real_pairs)} real pairs from {args.real} ({len(leaks)} dropped: in training)")
+
+    def score_on(pairs, model) -> dict[str, float]:
+        hyps = generate_greedy(
+            model, tokenizer, [prompt_messages(p.source, cfg.system_prompt) for p in pairs],
+            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
+        )
+        s = score_translations(hyps, [p.target for p in pairs])
+        return {"chrf": s.chrf, "bleu": s.bleu}
 
     def score(model) -> dict[str, float]:
-        hyps = generate_greedy(
-            model, tokenizer, conversations, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size
-        )
-        s = score_translations(hyps, references)
-        return {"chrf": s.chrf, "bleu": s.bleu}
+        return score_on(eval_pairs, model)
 
     class ScoreAt(TrainerCallback):
         def __init__(self) -> None:
@@ -104,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train()
             train_s, train_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
             callback.scores[sft_config.max_steps] = score(trainer.model)
+            real_scores = score_on(real_pairs, trainer.model) if real_pairs else None
             runs.append(
                 {
                     "seed": seed, "data": name, "steps": sft_config.max_steps, "lr": sft_config.learning_rate,
                     "scored_on": scored_on, "scores": callback.scores,
+                    "real_pairs": len(real_pairs), "real_scores": real_scores,
                     "final_loss": loss_curve(trainer.state.log_history).last,
                     "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu_s, 1),
                     "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -130,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{seed:>5} {step:>5} {good[step]['chrf']:>10.2f} {bad[step]['chrf']:>9.2f} {gap:>+6.2f} "
                   f"{good[step]['bleu']:>10.2f} {bad[step]['bleu']:>9.2f}")
     print(f"final-step gaps: {[round(g, 2) for g in gaps]}; good wins {sum(g > 0 for g in gaps)}/{len(gaps)}")
+    if real_pairs:
+        print(f"\nOn {len(real_pairs)} real pairs ({args.real.name}):")
+        print(f"{'seed':>5} {'chrF good':>10} {'chrF bad':>9} {'gap':>6} {'BLEU good':>10} {'BLEU bad':>9} {'gap':>6}")
+        for seed in args.seeds:
+            good, bad = by_key[(seed, "good")]["real_scores"], by_key[(seed, "bad")]["real_scores"]
+            print(f"{seed:>5} {good['chrf']:>10.2f} {bad['chrf']:>9.2f} {good['chrf'] - bad['chrf']:>+6.2f} "
+                  f"{good['bleu']:>10.2f} {bad['bleu']:>9.2f} {good['bleu'] - bad['bleu']:>+6.2f}")
     print(f"results: {out}")
     return 0
 

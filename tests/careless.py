@@ -111,6 +111,8 @@ def run_notebook(
                 first_values = _values(results_file)
                 client.execute_cell(cell, index)
                 run.repeats.append((index, first_values, _values(results_file)))
+    if repeat is not None and not run.repeats:
+        raise AssertionError("repeat() matched no cell: the run would prove nothing")
     missing = set(extra_cells or {}) - probes_run
     if missing:
         raise AssertionError(f"markers not found in {Path(notebook).name}: {sorted(missing)}")

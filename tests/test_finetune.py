@@ -14,7 +14,9 @@ import pytest  # noqa: E402
 
 from utils.static_checks import unknown_keywords  # noqa: E402
 from utils.finetune import (  # noqa: E402
+    epoch_plan,
     generate_greedy,
+    keep_trainable_fp32,
     length_summary,
     loss_curve,
     merge_adapter,
@@ -58,6 +60,18 @@ def test_loss_curve_keeps_only_training_losses():
         loss_curve([{"train_loss": 1.0, "step": 3}])
     ax = plot_loss_curves({"buenos": curve, "malos": loss_curve(history[:1])})
     assert len(ax.get_lines()) == 2 and ax.get_legend() is not None
+    ax = plot_loss_curves({"buenos": curve}, epoch_steps=3)
+    assert len(ax.get_lines()) == 1 + 2  # the curve and epoch ends at steps 3 and 6
+
+
+def test_epoch_plan_counts_the_last_partial_batch():
+    full_hub = epoch_plan(20, 8, 120)  # the old full settings: 20 pairs per Hub set
+    assert full_hub.steps_per_epoch == 3 and full_hub.epochs == 40
+    mini = epoch_plan(160, 8, 36)
+    assert mini.steps_per_epoch == 20 and mini.epochs == pytest.approx(1.8)
+    assert "una época son 20 pasos" in mini.describe() and "1.8 veces" in mini.describe()
+    with pytest.raises(ValueError):
+        epoch_plan(0, 8, 10)
 
 
 def test_length_summary_and_histogram():
@@ -210,3 +224,78 @@ def test_missing_tag_is_a_clear_error(tmp_path):
     assert run_tagged_cells(path, ["a"])["y"] == 2
     with pytest.raises(TaggedCellError, match="tagged 'b'"):
         run_tagged_cells(path, ["b"])
+
+
+def _tiny_qwen2(folder):
+    """A 2-layer random Qwen2ForCausalLM (Qwen2.5's class and module names) with a ChatML tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from utils.assets import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINI.base_model))  # SmolLM2: ChatML like Qwen2.5
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+@pytest.mark.slow
+def test_qlora_with_fp16_amp_keeps_every_trainable_parameter_fp32(tmp_path, monkeypatch):
+    """Issue 11.2: TRL 1.16 casts a quantized model's LoRA weights to bfloat16 in SFTTrainer.__init__;
+    the fp16 GradScaler of a T4 has no bfloat16 kernel.  The notebook's trainer must hand fp32
+    trainable weights to fp16 AMP.  Built here with the full profile's own configuration cell
+    (4-bit bitsandbytes runs on CPU); only the model is a tiny stand-in."""
+    import torch
+    from bitsandbytes.nn import Linear4bit
+
+    from utils.translation_pairs import load_pairs, to_chat_dataset
+
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path / "build"))
+    full = get_settings("full").good_bad
+    assert full.load_in_4bit and full.precision == "fp16"
+    tokenizer = _tiny_qwen2(tmp_path / "qwen")
+    ns = run_tagged_cells(
+        NOTEBOOK, ["good-bad-config"],
+        {"cfg": full, "base_path": str(tmp_path / "qwen"), "tokenizer": tokenizer,
+         "SYSTEM_PROMPT": full.system_prompt, "to_chat_dataset": to_chat_dataset},
+    )
+    assert ns["sft_config"].fp16
+    trainer = ns["crear_trainer"](load_pairs(MINI.good_dataset)[:8])
+    assert any(isinstance(m, Linear4bit) for m in trainer.model.modules()), "the base must be 4-bit"
+    trainable = {name: p.dtype for name, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)
+    assert set(trainable.values()) == {torch.float32}, trainable
+
+
+def test_keep_trainable_fp32_casts_only_trainable_parameters():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)).to(torch.bfloat16)
+    model[0].requires_grad_(False)
+    assert keep_trainable_fp32(model) == 2
+    assert model[0].weight.dtype == torch.bfloat16 and model[1].weight.dtype == torch.float32
+    assert keep_trainable_fp32(model) == 0
+
+
+HUB_SAMPLE_PAIRS = 20  # mrm8488/en_es_sample_good and _bad: num_examples 20 (their dataset cards)
+
+
+def test_full_profile_makes_a_bounded_number_of_epochs_over_the_hub_samples():
+    """Issue 11.6: 120 steps of 8 over 20 pairs were 40 epochs, and nothing said so."""
+    full = get_settings("full").good_bad
+    plan = epoch_plan(HUB_SAMPLE_PAIRS, full.batch_size, full.max_steps)
+    assert 3 <= plan.epochs <= 12, plan.describe()
+    assert full.logging_steps <= plan.steps_per_epoch  # at least one loss point per epoch
+
+
+def test_notebook_prose_states_no_epoch_arithmetic_of_one_profile():
+    """The epoch numbers are printed from the data the run uses, not written for mini in the prose."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    prose = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "una época son 20 pasos" not in prose and "después del paso 20" not in prose
+    code = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "epoch_plan(len(buenos), cfg.batch_size, cfg.max_steps)" in code

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from utils.paths import repo_root
 from utils.settings import get_settings
 from utils.translation_pairs import (
     PairsError,
@@ -15,6 +16,7 @@ from utils.translation_pairs import (
     check_chat_example,
     find_duplicates,
     find_empty,
+    find_language_problems,
     find_leaks,
     integrity_report,
     load_pairs,
@@ -24,6 +26,7 @@ from utils.translation_pairs import (
     to_chat_dataset,
     to_chat_example,
 )
+from utils.translation_pairs import OTHER_LANGUAGE, SWAPPED, UNTRANSLATED
 
 CFG = get_settings("mini").good_bad
 
@@ -126,6 +129,57 @@ def test_checks_find_injected_faults():
         assert_clean(report)
     assert "different sources" in str(err.value) and "Fix the files in data/" in str(err.value)
     assert "❌" in report.summary()
+
+
+LANGUAGE_FAULTS = {
+    "copy": pair("copy", "The museum opens at nine in the morning.", "The museum opens at nine in the morning."),
+    "english": pair("english", "The museum opens at nine in the morning.", "The gallery opens at nine every morning."),
+    "swapped": pair("swapped", "El museo abre a las nueve de la mañana.", "The museum opens at nine in the morning."),
+    "french": pair("french", "The museum opens at nine in the morning.", "Le musée ouvre à neuf heures du matin."),
+    "ok": pair("ok", "The museum opens at nine in the morning.", "El museo abre a las nueve de la mañana."),
+}
+
+
+def test_language_checks_flag_untranslated_swapped_and_other_language_pairs():
+    kinds = {flag.id: flag.kind for flag in find_language_problems(LANGUAGE_FAULTS.values())}
+    assert kinds == {"copy": UNTRANSLATED, "english": UNTRANSLATED, "swapped": SWAPPED, "french": OTHER_LANGUAGE}
+
+
+def test_integrity_report_stops_on_language_faults_in_good_or_test_and_warns_in_bad(sets):
+    good, bad, test = list(sets["good"]), list(sets["bad"]), list(sets["test"])
+    faulty_good = good[:-1] + [pair(good[-1].id, good[-1].source, good[-1].source)]  # left in English
+    report = integrity_report(faulty_good, bad, test)
+    assert report.language_flags["buenos"][0].id == good[-1].id
+    with pytest.raises(PairsError, match="idioma"):
+        assert_clean(report)
+    faulty_test = test + [LANGUAGE_FAULTS["swapped"]]
+    assert any("test" in p and "invertido" in p for p in integrity_report(good, bad, faulty_test).problems)
+    faulty_bad = bad[:-1] + [pair(bad[-1].id, bad[-1].source, "Le musée ouvre à neuf heures du matin.")]
+    report = integrity_report(good, faulty_bad, test)
+    assert not report.problems and "otro idioma" in report.warnings[0]
+    assert "⚠️" in report.summary()
+    assert_clean(report)  # the bad set is meant to be bad: a warning, not a stop
+
+
+def test_language_checks_leave_names_and_numbers_alone():
+    same = [pair("n", "Stephen", "Stephen"), pair("m", "Room 101", "Room 101")]
+    assert find_language_problems(same) == []
+
+
+REAL_PAIRS = repo_root().parent / "shared" / "real-data" / "en_es_real.jsonl"
+
+
+@pytest.mark.skipif(not REAL_PAIRS.is_file(), reason="no ../shared/real-data next to the clone")
+def test_real_pairs_nobody_here_wrote_pass_the_language_checks():
+    """Tatoeba, FLORES-200 and WMT pairs: good translations, so no language flag is a false alarm."""
+    real = read_pairs_jsonl(REAL_PAIRS)
+    assert len(real) >= 200
+    assert find_language_problems(real) == []
+
+
+def test_committed_sets_have_no_language_faults(sets):
+    report = integrity_report(sets["good"], sets["bad"], sets["test"])
+    assert not report.language_flags.get("buenos") and not report.language_flags.get("test")
 
 
 def test_reading_bad_files_names_file_and_line(tmp_path):

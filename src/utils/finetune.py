@@ -61,14 +61,24 @@ def loss_curve(log_history: Iterable[Mapping[str, Any]]) -> LossCurve:
     return LossCurve(steps=list(steps), losses=list(losses))
 
 
-def plot_loss_curves(curves: Mapping[str, LossCurve], *, ax: Any = None, title: str = "") -> Any:
-    """Plot several loss curves on one Axes (returned)."""
+def plot_loss_curves(
+    curves: Mapping[str, LossCurve], *, ax: Any = None, title: str = "", epoch_steps: int = 0
+) -> Any:
+    """Plot several loss curves on one Axes (returned).
+
+    ``epoch_steps`` > 0 draws a dotted line at the end of each epoch, where the model
+    starts seeing the same examples again.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8))
     for name, curve in curves.items():
         ax.plot(curve.steps, curve.losses, marker="o", markersize=3, label=name)
+    last = max((max(c.steps) for c in curves.values() if c.steps), default=0)
+    if epoch_steps > 0:
+        for k, step in enumerate(range(epoch_steps, last + 1, epoch_steps)):
+            ax.axvline(step, color="grey", linestyle=":", linewidth=1, label="fin de época" if k == 0 else None)
     ax.set_xlabel("paso de optimización")
     ax.set_ylabel("pérdida de entrenamiento")
     ax.set_title(title or "Curvas de pérdida")
@@ -173,6 +183,62 @@ def supervised_text(tokenizer: Any, input_ids: Sequence[int], labels: Sequence[i
     """
     kept = [token for token, label in zip(input_ids, labels) if label != -100]
     return tokenizer.decode(kept, skip_special_tokens=False)
+
+
+# --------------------------------------------------------------------------- training plan
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How ``max_steps`` optimizer steps of ``batch_size`` examples cover ``n_examples``."""
+
+    n_examples: int
+    batch_size: int
+    max_steps: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        # The Trainer's dataloader keeps the last, smaller batch (drop_last=False).
+        return math.ceil(self.n_examples / self.batch_size)
+
+    @property
+    def epochs(self) -> float:
+        return self.max_steps / self.steps_per_epoch
+
+    def describe(self) -> str:
+        """Spanish sentence for the notebook: examples, steps per epoch, epochs."""
+        return (
+            f"{self.n_examples} pares y lotes de {self.batch_size}: una época son {self.steps_per_epoch} pasos, "
+            f"así que {self.max_steps} pasos recorren los datos {self.epochs:.1f} veces."
+        )
+
+
+def epoch_plan(n_examples: int, batch_size: int, max_steps: int) -> EpochPlan:
+    """The epochs a run of ``max_steps`` makes over ``n_examples`` (raises ValueError on empty data)."""
+    if n_examples <= 0 or batch_size <= 0 or max_steps <= 0:
+        raise ValueError(f"n_examples, batch_size and max_steps must be positive, got {n_examples}, {batch_size}, {max_steps}")
+    return EpochPlan(n_examples, batch_size, max_steps)
+
+
+def keep_trainable_fp32(model: Any) -> int:
+    """Cast every trainable parameter of ``model`` to float32; returns how many were cast.
+
+    TRL's ``SFTTrainer`` casts the LoRA weights of a quantized (QLoRA) model to bfloat16 in
+    its ``__init__`` (TRL 1.16, unconditionally).  With ``fp16=True`` the gradient scaler
+    then fails at the first step on GPUs without bfloat16 kernels for it, such as Colab's
+    T4 (``_amp_foreach_non_finite_check_and_unscale_cuda not implemented for 'BFloat16'``).
+    Trainable weights in float32 are what fp16 mixed precision expects (autocast computes in
+    fp16, the optimizer updates fp32 masters).  Call it after building the trainer and
+    before ``train()``: the optimizer is created in ``train()``.
+    """
+    import torch
+
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.to(torch.float32)
+            cast += 1
+    return cast
 
 
 # --------------------------------------------------------------------------- adapters

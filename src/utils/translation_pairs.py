@@ -167,6 +167,63 @@ def _alike(a: str, b: str, similarity: float) -> bool:
     return matcher.real_quick_ratio() >= similarity and matcher.quick_ratio() >= similarity and matcher.ratio() >= similarity
 
 
+#: Kinds of language problem :func:`find_language_problems` reports (learner-facing, Spanish).
+UNTRANSLATED = "sin traducir"
+SWAPPED = "invertido (fuente en español, traducción en inglés)"
+OTHER_LANGUAGE = "otro idioma"
+
+
+@dataclass(frozen=True)
+class LanguageFlag:
+    """A pair whose languages are not English → Spanish."""
+
+    id: str
+    kind: str  # UNTRANSLATED, SWAPPED or OTHER_LANGUAGE
+    detail: str  # what the detector saw, e.g. "destino: en (0.93)"
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.kind}: {self.detail})"
+
+
+def find_language_problems(
+    pairs: Iterable[TranslationPair], *, min_score: float = 0.5, other_min_score: float = 0.8
+) -> list[LanguageFlag]:
+    """Pairs that are untranslated, swapped or translated into another language.
+
+    * **untranslated**: the target repeats the source, or is English;
+    * **swapped**: the source is Spanish and the target English;
+    * **other language**: the target is confidently neither Spanish nor English
+      (``other_min_score``, higher than ``min_score``: to the detector, clumsy or quoted
+      Spanish can look Portuguese at 0.7, e.g. a FLORES sentence in quotes; Italian with
+      0.75 is missed, French, Portuguese or German at 0.97+ are caught).
+
+    Languages come from :func:`utils.language.detect_language` (fastText *lite*, offline).
+    Texts too short to tell (fewer than ``MIN_LETTERS`` letters) are not judged at all: a
+    name or a number is the same in both languages (Tatoeba has «Stephen» → «Stephen»).
+    """
+    from utils.language import MIN_LETTERS, detect_language
+
+    flags: list[LanguageFlag] = []
+    for pair in pairs:
+        if not pair.source.strip() or not pair.target.strip():
+            continue  # find_empty reports those
+        if sum(ch.isalpha() for ch in pair.target) < MIN_LETTERS:
+            continue
+        if normalize(pair.source) == normalize(pair.target):
+            flags.append(LanguageFlag(pair.id, UNTRANSLATED, "la traducción repite la frase original"))
+            continue
+        src, tgt = detect_language(pair.source), detect_language(pair.target)
+        seen = f"fuente: {src.lang} ({src.score:.2f}), traducción: {tgt.lang} ({tgt.score:.2f})"
+        target_english = tgt.lang == "en" and tgt.score >= min_score
+        if target_english and src.lang == "es" and src.score >= min_score:
+            flags.append(LanguageFlag(pair.id, SWAPPED, seen))
+        elif target_english:
+            flags.append(LanguageFlag(pair.id, UNTRANSLATED, seen))
+        elif tgt.lang not in ("es", "en", "und") and tgt.score >= other_min_score:
+            flags.append(LanguageFlag(pair.id, OTHER_LANGUAGE, seen))
+    return flags
+
+
 @dataclass
 class IntegrityReport:
     """What :func:`integrity_report` found; ``problems`` is empty when the data are clean."""
@@ -175,7 +232,9 @@ class IntegrityReport:
     only_in_good: list[str] = field(default_factory=list)  # sources missing from the bad set
     only_in_bad: list[str] = field(default_factory=list)  # sources missing from the good set
     identical_targets: int = 0  # pairs where the good and bad translations are the same
+    language_flags: dict[str, list[LanguageFlag]] = field(default_factory=dict)  # per set
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown, but training may go on
 
     @property
     def same_sources(self) -> bool:
@@ -191,20 +250,33 @@ class IntegrityReport:
             else f"⚠️ Fuentes distintas: {len(self.only_in_good)} solo en buenos, {len(self.only_in_bad)} solo en malos."
         )
         lines.append(f"Pares con la misma traducción en buenos y malos: {self.identical_targets}")
-        lines += [f"❌ {p}" for p in self.problems] or ["✅ Sin pares vacíos, sin duplicados y sin fugas del test."]
+        lines += [f"⚠️ {w}" for w in self.warnings]
+        lines += [f"❌ {p}" for p in self.problems] or [
+            "✅ Sin pares vacíos, duplicados, sin traducir, invertidos ni en otro idioma, y sin fugas del test."
+        ]
         return "\n".join(lines)
 
 
 def integrity_report(
     good: Sequence[TranslationPair], bad: Sequence[TranslationPair], test: Sequence[TranslationPair]
 ) -> IntegrityReport:
-    """Check the three sets: empties, duplicates, same sources in good/bad, test leakage."""
+    """Check the three sets: empties, duplicates, languages, same sources in good/bad, test leakage.
+
+    Pairs that are untranslated, swapped or in another language (:func:`find_language_problems`)
+    are problems in the good and test sets; in the bad set, whose translations are meant to be
+    wrong, they are warnings (such pairs teach nothing about realistic errors, but do not make
+    the comparison unfair).
+    """
     report = IntegrityReport(sizes={"buenos": len(good), "malos": len(bad), "test": len(test)})
     for name, pairs in (("buenos", good), ("malos", bad), ("test", test)):
         if empty := find_empty(pairs):
             report.problems.append(f"{name}: pares vacíos {empty[:5]}")
         if dups := find_duplicates(pairs):
             report.problems.append(f"{name}: pares duplicados {dups[:5]}")
+        if flags := find_language_problems(pairs):
+            report.language_flags[name] = flags
+            message = f"{name}: {len(flags)} pares con el idioma mal: " + "; ".join(map(str, flags[:5]))
+            (report.warnings if name == "malos" else report.problems).append(message)
     good_sources = Counter(normalize(p.source) for p in good)
     bad_sources = Counter(normalize(p.source) for p in bad)
     report.only_in_good = sorted((good_sources - bad_sources).elements())
