@@ -1,8 +1,10 @@
 """The engine with fault-injecting backends: retries, quarantine, cache, resume, shards, merge.
 
 The backends here are fakes on purpose: they inject the faults (transient errors, poison
-inputs, lost numbers) that real servers produce rarely and unpredictably.  The real
-backends are tested in test_translate_backends.py and test_translate_cli.py.
+inputs, lost numbers) that real servers produce rarely and unpredictably.  The protection
+tests also run with the real MT backends (seq2seq and CTranslate2: the mini model's random
+weights lose numbers by themselves); the rest of the real backends' behaviour is tested in
+test_translate_backends.py, test_translate_ct2.py and test_translate_cli.py.
 """
 
 from __future__ import annotations
@@ -106,8 +108,37 @@ def test_every_row_is_translated_exactly_once_despite_30_percent_transient_failu
     assert all("translation failed" not in q["reason"] for q in quarantined)
 
 
-def test_translations_keep_the_structure_and_the_english(tmp_path):
-    run_translation(MINI, tmp_path / "out", FakeSpanish(), chunk_size=10, progress=False)
+#: Rows of the mini data the real models translate in the parametrized tests (fakes do all).
+REAL_ROWS = 24
+
+
+def _real_backend(kind: str):
+    """The mini profile's MT model through ``kind``, generating few tokens (it is random anyway)."""
+    from utils.translate.backends import make_backend
+
+    return make_backend(kind, settings=get_settings("mini"), batch_size=16, max_new_tokens=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def real_backends() -> dict:
+    return {}
+
+
+@pytest.fixture
+def translator(request, real_backends):
+    """(backend, row limit): a fake, or a real backend sharing the protection and QA code."""
+    kind = request.param
+    if kind == "fake":
+        return None, None
+    if kind not in real_backends:
+        real_backends[kind] = _real_backend(kind)
+    return real_backends[kind], REAL_ROWS
+
+
+@pytest.mark.parametrize("translator", ["fake", "seq2seq", "ctranslate2"], indirect=True)
+def test_translations_keep_the_structure_and_the_english(tmp_path, translator):
+    backend, limit = translator
+    run_translation(MINI, tmp_path / "out", backend or FakeSpanish(), chunk_size=10, limit=limit, progress=False)
     merge_outputs([tmp_path / "out"], tmp_path / "result.jsonl")
     source = _input_rows()
     for row in _rows(tmp_path / "result.jsonl"):
@@ -180,8 +211,11 @@ def test_a_backend_that_is_down_stops_the_run_without_losing_committed_chunks(tm
     assert resumed["complete"] and resumed["chunks_resumed"] == report["chunks_done"]
 
 
-def test_lost_numbers_fall_back_to_piece_by_piece_translation(tmp_path):
-    report = run_translation(MINI, tmp_path / "out", DropsNumbers(), chunk_size=66, progress=False)
+@pytest.mark.parametrize("translator", ["fake", "seq2seq", "ctranslate2"], indirect=True)
+def test_lost_numbers_fall_back_to_piece_by_piece_translation(tmp_path, translator):
+    backend, limit = translator
+    report = run_translation(MINI, tmp_path / "out", backend or DropsNumbers(), chunk_size=66, limit=limit,
+                             progress=False)
     assert report["fallbacks"] > 0
     merge_outputs([tmp_path / "out"], tmp_path / "result.jsonl")
     number = re.compile(r"(?<![\w.,])\d+(?:[.,:/]\d+)*(?!\w)")
