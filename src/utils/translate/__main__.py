@@ -1,7 +1,7 @@
 """Command line of the translation engine.
 
     python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|ctranslate2|openai] [--chunk-size N] [--shard i/n] ...
-    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl
+    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl [--force]
 
 Defaults come from the active profile (:mod:`utils.settings`, section ``translate``): in
 mini the seq2seq backend runs offline with no server and no download.  ``run`` resumes
@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="translate INPUT into OUT_DIR (resumes an interrupted run)",
         description="Translate a LLaVA .json/.jsonl file into OUT_DIR: chunk files, manifest.json, "
-        "quarantine.jsonl and report.json. Running it again resumes where it stopped.",
+        "commits.jsonl (one line per finished chunk), quarantine.jsonl and report.json. Running it again "
+        "resumes where it stopped (also after Ctrl-C, SIGTERM or a full disk).",
     )
     run.add_argument("input", metavar="INPUT", help="LLaVA .json (array) or .jsonl file")
     run.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if needed)")

@@ -67,7 +67,9 @@ def kill_after_chunks(
             proc.wait()
             log = Path(out_dir).with_suffix(".log")
             tail = log.read_text(encoding="utf-8", errors="replace")[-1500:] if log.exists() else ""
-            raise TranslateError(f"La ejecución en segundo plano terminó antes de guardar {chunks} bloques. Registro:\n{tail}")
+            raise TranslateError(
+                f"La ejecución en segundo plano terminó antes de guardar {chunks} bloques. Registro:\n{tail}"
+            )
         time.sleep(0.05)
     time.sleep(delay)
     os.kill(proc.pid, sig)

@@ -160,7 +160,7 @@ class SegmentTranslator:
 
     def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self.stats["retries"] += 1
-        log.info("backend call failed (%s: %s); retry %d in %.2f s", type(exc).__name__, exc, attempt + 1, delay)
+        log.info("falló una llamada al backend (%s: %s); reintento %d en %.2f s", type(exc).__name__, exc, attempt + 1, delay)
 
     def _batch(self, batch: list[str]) -> dict[str, str | Failure]:
         try:
@@ -173,7 +173,7 @@ class SegmentTranslator:
             self.consecutive_failures += 1
             kind = "transient, attempts exhausted" if is_transient(exc) else "permanent"
             reason = f"{type(exc).__name__} ({kind}): {str(exc)[:200]}"
-            log.warning("sentence failed for good: %s", reason)
+            log.warning("una frase no se pudo traducir: %s", reason)
             if self.consecutive_failures >= self.max_consecutive_failures:
                 raise BackendUnavailableError(
                     f"El backend falló en {self.consecutive_failures} frases seguidas (la última: {reason}). "
