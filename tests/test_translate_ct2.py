@@ -93,7 +93,7 @@ def test_a_bad_quantization_is_a_clear_spanish_error_before_any_conversion(mini_
     monkeypatch.setattr(ctranslate2.converters, "TransformersConverter", None)  # calling it would fail
     with pytest.raises(CourseError, match=r"Cuantización desconocida para CTranslate2: 'int3'.*int8_float16"):
         make_backend("ctranslate2", settings=get_settings("mini"), quantization="int3")
-    with pytest.raises(CTranslate2Error, match=r"Este cpu no puede calcular en 'float16'.*int8"):
+    with pytest.raises(CTranslate2Error, match=r"no puede calcular en 'float16' en la CPU de esta máquina.*int8"):
         CTranslate2Backend(mini_model, device="cpu", quantization="float16")
 
 

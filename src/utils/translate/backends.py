@@ -324,10 +324,10 @@ def make_backend(
             "threads": threads,
         }
         if kind == "ctranslate2":
-            from utils.translate.ct2_backend import CTranslate2Backend, check_quantization
+            from utils.translate.ct2_backend import CTranslate2Backend, check_quantization, resolve_device
 
             if quantization != "auto":  # a typo fails before the model id is resolved or built
-                check_quantization(quantization, "cuda" if device == "cuda" else "cpu")
+                check_quantization(quantization, resolve_device(device))
             return CTranslate2Backend(resolve_model(model or cfg.mt_model_id), quantization=quantization, **common)
         return Seq2SeqBackend(resolve_model(model or cfg.mt_model_id), dtype=dtype, **common)
     if kind == "openai":

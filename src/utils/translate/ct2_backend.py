@@ -42,6 +42,15 @@ class CTranslate2Error(CourseError):
     """A CTranslate2 setting this machine cannot use."""
 
 
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda"`` when CTranslate2 sees a GPU, else ``"cpu"``; other values unchanged."""
+    import ctranslate2
+
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
 def auto_quantization(device: str) -> str:
     """int8 weights on a CPU; int8 weights with float16 arithmetic on a GPU."""
     return "int8_float16" if device == "cuda" else "int8"
@@ -56,15 +65,16 @@ def check_quantization(quantization: str, device: str) -> None:
     import ctranslate2
 
     supported = sorted(ctranslate2.get_supported_compute_types(device) & set(QUANTIZATIONS))
+    where = "la GPU" if device == "cuda" else "la CPU"
     if quantization not in QUANTIZATIONS:
         raise CTranslate2Error(
             f"Cuantización desconocida para CTranslate2: {quantization!r}. Usa 'auto' o una de: "
-            f"{', '.join(QUANTIZATIONS)} (en este {device}: {', '.join(supported)})."
+            f"{', '.join(QUANTIZATIONS)} (en {where} de esta máquina: {', '.join(supported)})."
         )
     if quantization not in supported:
         raise CTranslate2Error(
-            f"Este {device} no puede calcular en {quantization!r} con CTranslate2. Usa 'auto' o una de: "
-            f"{', '.join(supported)}."
+            f"CTranslate2 no puede calcular en {quantization!r} en {where} de esta máquina. "
+            f"Usa 'auto' o una de: {', '.join(supported)}."
         )
 
 
@@ -138,7 +148,7 @@ class CTranslate2Backend:
         import ctranslate2
         from transformers import AutoTokenizer
 
-        self.device = ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu") if device == "auto" else device
+        self.device = resolve_device(device)
         self.quantization = auto_quantization(self.device) if quantization == "auto" else quantization
         check_quantization(self.quantization, self.device)  # before the (slow) conversion
         self.threads = idle_cpu_threads() if threads in ("auto", None) else int(threads)
