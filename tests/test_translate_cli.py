@@ -210,3 +210,26 @@ def test_an_empty_or_garbage_input_exits_1_instead_of_complete(tmp_path, content
     proc = cli("run", str(source), str(tmp_path / "out"), "--profile", "mini", check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     assert '"complete": true' not in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_really_full_tmpfs_stops_cleanly_and_resumes_once_space_is_freed(tmp_path):
+    """The same as above with a real ENOSPC: OUT_DIR on a 96 KiB tmpfs (only where mount is allowed)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        out = mnt / "out"
+        full = cli("run", str(MINI), str(out), "--no-progress", *FAST, check=False)
+        assert full.returncode == 75, full.stderr[-2000:]
+        assert "No queda espacio en el disco" in full.stderr and "Traceback" not in full.stderr
+        done = {e["chunk"] for e in read_commit_log(out)}
+        assert 0 < len(done) < 10
+        subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)
+        resumed = json.loads(cli("run", str(MINI), str(out), "--no-progress", *FAST).stdout)
+        assert resumed["complete"] and resumed["chunks_resumed"] == len(done)
+        _exactly_once(out, tmp_path / "result.jsonl")
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

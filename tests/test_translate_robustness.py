@@ -335,3 +335,28 @@ def test_an_empty_or_garbage_input_is_refused_not_complete(tmp_path, content, me
 def test_a_negative_limit_is_refused():
     with pytest.raises(TranslateError, match="limit=-1"):
         load_rows(MINI, limit=-1)
+
+
+def test_an_interrupt_during_a_commit_waits_for_the_commit_to_finish(tmp_path):
+    from utils.translate.store import critical_section, interrupt
+
+    identity = RunIdentity("sha", "in.json", 2, 1, Shard(), "fake")
+    store = ChunkStore(tmp_path / "out", identity)
+    real_append = store._log.append
+
+    def append_then_signal(entry):  # SIGINT arrives while the commit line is being written
+        real_append(entry)
+        interrupt(KeyboardInterrupt())
+
+    store._log.append = append_then_signal
+    with pytest.raises(KeyboardInterrupt):
+        store.commit(0, [{"row_index": 0}], [], {}, {})
+    assert sorted(store.records) == [e["chunk"] for e in read_commit_log(tmp_path / "out")] == [0]
+    store.close()
+    with pytest.raises(KeyboardInterrupt):  # outside a commit it is raised at once
+        interrupt(KeyboardInterrupt())
+    with pytest.raises(ValueError), critical_section():  # the block's own error wins; nothing stays pending
+        interrupt(KeyboardInterrupt())
+        raise ValueError("disk error")
+    with critical_section():
+        pass

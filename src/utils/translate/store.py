@@ -66,8 +66,12 @@ def critical_section() -> Iterator[None]:
     _critical_depth += 1
     try:
         yield
-    finally:
+    except BaseException:
         _critical_depth -= 1
+        if _critical_depth == 0:
+            _pending_interrupt = None  # the block's own error stops the run already
+        raise
+    _critical_depth -= 1
     if _critical_depth == 0 and _pending_interrupt is not None:
         exc, _pending_interrupt = _pending_interrupt, None
         raise exc
