@@ -51,6 +51,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _engine_run(backend, input_path: str) -> tuple[float, dict]:
     """Sentences per second of :func:`utils.translate.engine.run_translation` in a fresh folder, and its report."""
+    from utils.translate.speed import engine_rate
+
     with tempfile.TemporaryDirectory() as out:
         return engine_rate(backend, input_path, Path(out) / "run")
 
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> float:
     from utils.assets import resolve_model
     from utils.translate.backends import Seq2SeqBackend, auto_dtype
     from utils.translate.ct2_backend import CTranslate2Backend
-    from utils.translate.speed import engine_rate, naive_rate, row_sentences
+    from utils.translate.speed import naive_rate, row_sentences
 
     load_before = os.getloadavg()
     model = resolve_model("local:opus-mt-en-es-random")

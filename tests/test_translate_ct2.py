@@ -14,7 +14,13 @@ import pytest
 from utils.errors import CourseError
 from utils.paths import cache_dir
 from utils.settings import get_settings
-from utils.translate.ct2_backend import CTranslate2Backend, CTranslate2Error, auto_quantization, conversion_key, converted_model_dir
+from utils.translate.ct2_backend import (
+    CTranslate2Backend,
+    CTranslate2Error,
+    auto_quantization,
+    conversion_key,
+    converted_model_dir,
+)
 from utils.translate.records import input_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,3 +116,26 @@ def test_cli_runs_the_ctranslate2_backend_and_refuses_a_bad_quantization(tmp_pat
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "Cuantización desconocida para CTranslate2: 'int3'" in bad.stderr
+
+
+def test_benchmark_prints_every_side_and_the_speedup_last_as_key_value_lines(tmp_path, capsys):
+    """A tiny run of benchmarks/translation_throughput.py (3 rows, 2 tokens): the wiring, not the numbers."""
+    import importlib.util
+
+    rows = json.loads(input_file(get_settings("mini").translate).read_text(encoding="utf-8"))[:3]
+    source = tmp_path / "rows.json"
+    source.write_text(json.dumps(rows), encoding="utf-8")
+    path = ROOT / "benchmarks" / "translation_throughput.py"
+    spec = importlib.util.spec_from_file_location("translation_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    speedup = bench.main(["--input", str(source), "--new-tokens", "2", "--naive-segments", "3", "--threads", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    values = dict(line.split("=", 1) for line in lines[lines.index(next(x for x in lines if x.startswith("cpus="))):])
+    assert list(values)[-1] == "speedup" and float(values["speedup"]) == round(speedup, 1)
+    expected = {"naive_float32", "engine_transformers_float32", "engine_ctranslate2_int8", "load_before", "load_after"}
+    assert expected <= set(values)
+    engines = {k: float(v) for k, v in values.items() if k.startswith("engine_")}
+    naive = max(float(v) for k, v in values.items() if k.startswith("naive_"))
+    assert values["best"] == max(engines, key=engines.get).removeprefix("engine_")
+    assert abs(speedup - max(engines.values()) / naive) <= 0.05 * speedup  # from the printed (rounded) rates

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                      help="seq2seq precision (auto: float16 on a GPU, bfloat16 on CPUs that compute it natively)")
     run.add_argument("--quantization", default="auto",
-                     help="ctranslate2 precision (auto: int8 on CPU, int8_float16 on a GPU; or float32, int8_float32...)")
+                     help="ctranslate2 precision (auto: int8 on CPU, int8_float16 on a GPU; or float32...)")
     run.add_argument("--threads", type=_positive_int, help="CPU threads for the seq2seq model (default: the idle cores)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     merge = sub.add_parser(

@@ -189,8 +189,6 @@ class CTranslate2Backend:
             max_decoding_length=self.max_new_tokens,
             min_decoding_length=self.min_new_tokens,
         )
-        skip = len(self.target_prefix or [])
-        return [
-            self.tokenizer.decode(self.tokenizer.convert_tokens_to_ids(r.hypotheses[0][skip:]), skip_special_tokens=True)
-            for r in results
-        ]
+        skip = len(self.target_prefix or [])  # NLLB: the forced language code opens each output
+        ids = [self.tokenizer.convert_tokens_to_ids(r.hypotheses[0][skip:]) for r in results]
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
