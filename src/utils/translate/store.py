@@ -304,7 +304,8 @@ def prepare_out_dir(out_dir: Path | str) -> Path:
     seconds, not minutes.
 
     Raises:
-        TranslateError: the path is a file, lies under a file, is read-only or the disk is full.
+        TranslateError: the path is a file, lies under a file, or cannot be written to.
+        OSError: ``ENOSPC``/``EDQUOT`` when the disk is full (the command line explains it).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
