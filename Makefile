@@ -1,18 +1,20 @@
 # Curso «Datos de calidad y fine-tuning de LLMs» — comandos del proyecto.
 #   make course   instala (idempotente) y ejecuta los 5 cuadernos en modo mini → build/
-#   make test     instala (idempotente) y ejecuta toda la batería de tests
+#   make test     instala (idempotente) y ejecuta toda la batería de tests y el ensayo del perfil full
+#   make rehearse ensaya el perfil full de los 5 cuadernos en CPU, con un Hub local de sustitutos
 #   make lab      abre JupyterLab en notebooks/
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# Python 3.11, 3.12 or 3.13; empty: scripts/setup picks the first one it finds and says which.
+PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help setup course test test-unit lab sync clean
+.PHONY: help setup course test test-unit rehearse lab sync clean
 
 help:
-	@sed -n '2,4p' Makefile
+	@sed -n '2,5p' Makefile
 
 setup: $(STAMP)
 
@@ -26,6 +28,13 @@ course: setup
 test: setup
 	COURSE_PROFILE=mini scripts/with_services $(PY) -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
+	$(MAKE) rehearse
+
+# Full profile on CPU against stand-ins served by a local Hub (README: «Ensayo del perfil full»).
+# REHEARSE=03 runs one notebook; the services use the usual COURSE_*_PORT variables.
+REHEARSE ?=
+rehearse: setup
+	$(PY) -m rehearsal run $(REHEARSE)
 
 test-unit: setup
 	COURSE_PROFILE=mini $(PY) -m pytest tests $(PYTEST_ARGS)

@@ -80,7 +80,7 @@ def test_notebook_lora_and_training_arguments_build_with_full_settings(tmp_path)
         "PROJECTOR_MODULE": PROJECTOR_MODULE,
     }
     lora = eval(notebook_call_source("LoraConfig"), namespace)  # noqa: S307 — the notebook's own expression
-    assert (lora.r, lora.lora_alpha) == (128, 256)
+    assert (lora.r, lora.lora_alpha) == (full.lora_r, full.lora_alpha)
     args = eval(notebook_call_source("TrainingArguments"), namespace)  # noqa: S307
     assert args.fp16 and args.activation_checkpointing and args.max_steps == full.max_steps
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == full.batch_size * full.grad_accum
@@ -123,3 +123,114 @@ def test_llava_settings_are_consistent(profile):
     assert cfg.lora_alpha / cfg.lora_r == 2
     assert cfg.merge_check_rows <= cfg.test_size
     assert not (cfg.fp16 or cfg.load_in_4bit) or profile == "full", "mini runs on CPU"
+
+
+def notebook_lora_config(cfg):
+    """The notebook's own ``LoraConfig(...)`` expression evaluated with ``cfg``."""
+    from peft import LoraConfig
+
+    from utils.llava_training import LANGUAGE_MODEL_LORA_TARGETS, PROJECTOR_MODULE
+
+    namespace = {"cfg": cfg, "LoraConfig": LoraConfig, "LANGUAGE_MODEL_LORA_TARGETS": LANGUAGE_MODEL_LORA_TARGETS,
+                 "PROJECTOR_MODULE": PROJECTOR_MODULE}
+    return eval(notebook_call_source("LoraConfig"), namespace)  # noqa: S307
+
+
+def tiny_llava_shaped(folder: Path) -> Path:
+    """A tiny random LlavaForConditionalGeneration (real module names, CLIP-L/336 geometry) saved to ``folder``."""
+    import torch
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, image_size=336, patch_size=14),
+        text_config=LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                num_key_value_heads=4, vocab_size=320),
+        image_token_index=300,
+    )
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_4bit_model_keeps_the_projector_trainable_in_float(tmp_path):
+    """Issue 11.1: with 4-bit loading the projector was quantized too, and
+    ``modules_to_save=["multi_modal_projector"]`` raised "only Tensors of floating point
+    dtype can require gradients" in ``get_peft_model``."""
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import LlavaForConditionalGeneration
+
+    from utils.llava_model import from_pretrained_kwargs
+
+    full = get_settings("full").llava
+    assert full.load_in_4bit
+    folder = tiny_llava_shaped(tmp_path / "llava")
+    model = LlavaForConditionalGeneration.from_pretrained(
+        folder, **from_pretrained_kwargs(load_in_4bit=full.load_in_4bit, dtype=full.dtype)
+    )
+    kinds = {name: type(module).__name__ for name, module in model.named_modules()}
+    assert kinds["model.language_model.layers.0.self_attn.q_proj"] == "Linear4bit"
+    assert kinds["model.language_model.layers.1.mlp.down_proj"] == "Linear4bit"
+    for kept in ("model.multi_modal_projector.linear_1", "model.multi_modal_projector.linear_2", "lm_head",
+                 "model.vision_tower.encoder.layers.0.self_attn.q_proj"):
+        assert kinds[kept] == "Linear", (kept, kinds[kept])
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=full.gradient_checkpointing)
+    peft_model = get_peft_model(model, notebook_lora_config(full))
+    projector = {n: p for n, p in peft_model.named_parameters() if "multi_modal_projector" in n and p.requires_grad}
+    assert projector and all(p.dtype == torch.float32 for p in projector.values()), projector
+    assert not [n for n, p in peft_model.named_parameters() if p.requires_grad and "vision_tower" in n]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_bare_module_name_is_not_skipped_by_bitsandbytes(tmp_path):
+    """Why BNB_SKIP_MODULES holds full paths: transformers 5.23 does not match a bare
+    ``"multi_modal_projector"`` (if this starts failing, the short name works again)."""
+    from transformers import BitsAndBytesConfig, LlavaForConditionalGeneration
+
+    from utils.llava_model import bnb_4bit_settings
+
+    settings = {**bnb_4bit_settings(), "llm_int8_skip_modules": ["multi_modal_projector", "lm_head"]}
+    model = LlavaForConditionalGeneration.from_pretrained(
+        tiny_llava_shaped(tmp_path / "llava"), quantization_config=BitsAndBytesConfig(**settings), device_map="cpu"
+    )
+    assert type(model.model.multi_modal_projector.linear_1).__name__ == "Linear4bit"
+
+
+def llava_15_7b_on_meta():
+    """llava-1.5-7b-hf's architecture at full size (CLIP ViT-L/336 + Vicuna-7B), no weights."""
+    import torch
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                       num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
+        text_config=LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                num_attention_heads=32, vocab_size=32064),
+    )
+    with torch.device("meta"):
+        return LlavaForConditionalGeneration(config)
+
+
+def test_full_qlora_settings_fit_a_t4_with_margin():
+    """Issue 11.8: r=128 on all 7 projections × 32 layers was ~320 M trainable parameters
+    and an estimated peak near a T4's limit.  The full settings must stay ≤ 70 % of it,
+    and the resource card must show this very estimate."""
+    from peft import get_peft_model
+
+    from utils.llava_model import T4_USABLE_GB, estimate_qlora_memory
+
+    full = get_settings("full").llava
+    model = llava_15_7b_on_meta()
+    assert 7.0e9 < sum(p.numel() for p in model.parameters()) < 7.1e9  # llava-1.5-7b: 7.06 B
+    peft_model = get_peft_model(model, notebook_lora_config(full))
+    seq_len = 576 + 64  # 576 image tokens (336 px / 14 px patches, CLS dropped) + the question and answer
+    estimate = estimate_qlora_memory(peft_model, batch_size=full.batch_size, seq_len=seq_len,
+                                     checkpointing=full.gradient_checkpointing)
+    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    assert lora == 32 * full.lora_r * (4 * 2 * 4096 + 3 * (4096 + 11008))  # r × (in + out) per projection
+    assert estimate.total_gb <= 0.7 * T4_USABLE_GB, "\n".join(estimate.lines())
+    card = NOTEBOOK.read_text(encoding="utf-8")
+    assert f"~{estimate.total_gb:.1f} GB VRAM (estimado)".replace(".", ",") in card, "\n".join(estimate.lines())
+    assert f"{estimate.trainable_params / 1e6:,.0f} M".replace(",", " ") in card

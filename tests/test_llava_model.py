@@ -77,7 +77,7 @@ def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
     broken = copy.deepcopy(processor)
     broken.num_additional_image_tokens = 0  # forgets CLIP's CLS feature → one token short
     batch = VqaCollator(broken, folder)(rows[:2])
-    with pytest.raises(ImageTokenMismatchError, match=r"inserted \[3\].*expects 4.*num_additional_image_tokens \(0\)"):
+    with pytest.raises(ImageTokenMismatchError, match=r"insertó \[3\].*espera 4.*num_additional_image_tokens \(0\)"):
         check_image_tokens(model.config, broken, batch["input_ids"])
     with pytest.raises(ValueError, match="Image features and image tokens do not match"), torch.no_grad():
         model(**{k: v for k, v in batch.items() if k != "labels"})

@@ -77,15 +77,62 @@ def test_shapes_are_large_relative_to_the_patch_grid(tmp_path):
 def test_csv_errors_name_the_file_line_and_fix(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("image,question\nx.png,¿?\n", encoding="utf-8")
-    with pytest.raises(VqaDataError, match=r"missing column.*answer"):
+    with pytest.raises(VqaDataError, match=r"faltan las columnas.*answer"):
         read_csv(bad)
     bad.write_text("image,question,answer,qtype\nx.png,¿Qué?,,color\n", encoding="utf-8")
-    with pytest.raises(VqaDataError, match=r"bad\.csv:2: empty \['answer'\]"):
+    with pytest.raises(VqaDataError, match=r"bad\.csv:2: celdas vacías \['answer'\]"):
         read_csv(bad)
     bad.write_text("image,question,answer,qtype\nnope.png,¿Qué?,rojo,color\n", encoding="utf-8")
-    with pytest.raises(VqaDataError, match=r"nope\.png.*not found"):
+    with pytest.raises(VqaDataError, match=r"no se encuentra la imagen .nope\.png"):
         read_csv(bad)
     assert read_csv(bad, check_images=False)[0].answer == "rojo"
+
+
+def _one_image_csv(folder: Path, image: str = "images/a.png") -> Path:
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(folder / "images" / "a.png")
+    return write_csv(folder / "train.csv", [VqaRow(image, "¿De qué color es?", "rojo", "color")])
+
+
+def test_csv_loader_keeps_image_paths_inside_the_csv_folder(tmp_path):
+    """Issue 15: ``../x.png`` and ``/etc/hostname`` were accepted as images."""
+    _one_image_csv(tmp_path)  # a real image just outside the CSV's folder
+    (tmp_path / "images" / "a.png").rename(tmp_path / "outside.png")
+    folder = tmp_path / "set"
+    for image in ("../outside.png", "/etc/hostname", "images/../../outside.png"):
+        path = _one_image_csv(folder, image)
+        with pytest.raises(VqaDataError, match=r"train\.csv:2: la imagen .* está fuera de la carpeta del CSV"):
+            read_csv(path)
+        with pytest.raises(VqaDataError, match="fuera de la carpeta"):
+            read_csv(path, check_images=False)  # the path check does not depend on opening it
+    assert read_csv(_one_image_csv(folder))[0].answer == "rojo"
+
+
+def test_csv_loader_opens_each_image_at_load_time(tmp_path):
+    """A file that exists but is not an image fails when the CSV is read, naming the line."""
+    path = _one_image_csv(tmp_path)
+    (tmp_path / "images" / "a.png").write_bytes(b"not a png at all")
+    with pytest.raises(VqaDataError, match=r"train\.csv:2: 'images/a\.png' no es una imagen legible"):
+        read_csv(path)
+
+
+def test_csv_loader_accepts_a_bom_and_explains_bad_encodings_and_quotes(tmp_path):
+    path = _one_image_csv(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # Excel's «CSV UTF-8» starts with a BOM
+    assert [r.image for r in read_csv(path)] == ["images/a.png"]
+
+    path.write_bytes(text.encode("latin-1"))  # «¿De qué color es?» in latin-1
+    with pytest.raises(VqaDataError, match=r"train\.csv:2: el byte .* no es UTF-8.*CSV UTF-8"):
+        read_csv(path)
+    path.write_bytes(text.encode("utf-16"))
+    with pytest.raises(VqaDataError, match=r"train\.csv está en UTF-16.*CSV UTF-8"):
+        read_csv(path)
+    path.write_text(text + 'images/a.png,"¿Sin cerrar?,rojo,color\n', encoding="utf-8")
+    with pytest.raises(VqaDataError, match=r"train\.csv:3: CSV mal formado .*comillas sin cerrar"):
+        read_csv(path)
 
 
 def test_csv_round_trip_keeps_accents_and_commas(tmp_path):
@@ -126,10 +173,10 @@ def test_csv_to_llava_rows_and_messages():
 
 def test_malformed_conversations_are_rejected():
     no_image = {"id": "7", "conversations": [{"from": "human", "value": "¿Color?"}, {"from": "gpt", "value": "rojo"}]}
-    with pytest.raises(VqaDataError, match=r"'7'.*exactly one <image>"):
+    with pytest.raises(VqaDataError, match=r"'7'.*exactamente un <image>"):
         llava_row_to_messages(no_image)
     stranger = {"id": "8", "conversations": [{"from": "human", "value": "<image>\n¿?"}, {"from": "bot", "value": "x"}]}
-    with pytest.raises(VqaDataError, match="unknown speaker 'bot'"):
+    with pytest.raises(VqaDataError, match="interlocutor desconocido 'bot'"):
         llava_row_to_messages(stranger)
 
 
@@ -158,5 +205,5 @@ def test_hub_split_keeps_each_image_in_one_split():
     train, test = split_records_by_image(records, train_size=5, test_size=4, columns=cols)
     assert len(train) == 5 and len(test) == 4
     assert not {r["image_id"] for r in train} & {r["image_id"] for r in test}
-    with pytest.raises(VqaDataError, match=r"no column\(s\) \['multiple_choice_answer'\]"):
+    with pytest.raises(VqaDataError, match=r"no tiene las columnas \['multiple_choice_answer'\]"):
         split_records_by_image([{"image": None, "question": "q"}], train_size=1, test_size=1)

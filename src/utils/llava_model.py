@@ -106,11 +106,15 @@ def build_tiny_llava(out: Path, spec: TinyVisionSpec = TinyVisionSpec()) -> None
         vision_feature_layer=-2,
         projector_hidden_act="gelu",
     )
-    torch.manual_seed(spec.seed)
-    model = LlavaForConditionalGeneration(config)
-    model.model.language_model.load_state_dict(language_model.model.state_dict())
-    model.lm_head.load_state_dict(language_model.lm_head.state_dict())
-    model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    # A private RNG stream: building the model (only on a cache miss) must not reseed the
+    # global generator, or everything drawn afterwards (LoRA's initial weights, dropout)
+    # would differ between the first run on a machine and the later ones (issue 14).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = LlavaForConditionalGeneration(config)
+        model.model.language_model.load_state_dict(language_model.model.state_dict())
+        model.lm_head.load_state_dict(language_model.lm_head.state_dict())
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     model.generation_config = language_model.generation_config
 
     image_processor = CLIPImageProcessorPil(
@@ -138,15 +142,35 @@ def tiny_llava_dir() -> Path:
 # --------------------------------------------------------------------------- loading
 
 
-def bnb_4bit_settings() -> dict[str, Any]:
-    """The ``BitsAndBytesConfig`` arguments of QLoRA (full profile, GPU only)."""
+#: Modules ``BitsAndBytesConfig`` must leave in ``dtype``, by their FULL module paths in
+#: ``LlavaForConditionalGeneration`` (transformers 5.x nests them under ``model.``; a bare
+#: ``"multi_modal_projector"`` is not matched and the projector gets quantized).
+#: Setting ``llm_int8_skip_modules`` replaces bitsandbytes' default (``lm_head`` only),
+#: so ``lm_head`` is listed again.
+#:
+#: * the projector is trained in full (``modules_to_save``): an int4 weight cannot
+#:   require gradients ("only Tensors of floating point dtype can require gradients");
+#: * the vision tower stays in ``dtype`` as in LLaVA-1.5's own QLoRA recipe (its CLIP
+#:   encoder is never quantized): 4-bit CLIP features cost answer quality for a saving
+#:   of ~0.45 GB (303 M parameters: ~0.61 GB in fp16, ~0.17 GB in NF4).
+BNB_SKIP_MODULES: tuple[str, ...] = ("model.multi_modal_projector", "model.vision_tower", "lm_head")
+
+
+def bnb_4bit_settings(dtype: str = "float16") -> dict[str, Any]:
+    """The ``BitsAndBytesConfig`` arguments of QLoRA (full profile, GPU only).
+
+    ``dtype`` is the precision the 4-bit layers compute in, the same as the rest of the
+    model's (``float16`` on a T4, which has no bfloat16; the CPU rehearsal uses float32,
+    as a CPU has no fast float16 matrix product).
+    """
     import torch
 
     return {
         "load_in_4bit": True,
         "bnb_4bit_quant_type": "nf4",  # NormalFloat4: the QLoRA paper's data type
         "bnb_4bit_use_double_quant": True,  # also quantize the quantization constants
-        "bnb_4bit_compute_dtype": torch.float16,  # a T4 has no bfloat16
+        "bnb_4bit_compute_dtype": getattr(torch, dtype),
+        "llm_int8_skip_modules": list(BNB_SKIP_MODULES),  # kept in float: see BNB_SKIP_MODULES
     }
 
 
@@ -162,7 +186,7 @@ def from_pretrained_kwargs(*, load_in_4bit: bool, dtype: str, device_map: str | 
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb_4bit_settings())
+        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb_4bit_settings(dtype))
         device_map = device_map or "auto"
     if device_map:
         kwargs["device_map"] = device_map
@@ -226,20 +250,20 @@ def check_image_tokens(model_config: Any, processor: Any, input_ids: Any, *, ima
     wrong = sorted({n for n in per_row if n != wanted})
     if processor.image_token_id != token_id:
         raise ImageTokenMismatchError(
-            f"The processor's image token {processor.image_token!r} has id {processor.image_token_id}, "
-            f"the model's config says image_token_index={token_id}. Load processor and model from the "
-            "same checkpoint."
+            f"El token de imagen del procesador {processor.image_token!r} tiene el id {processor.image_token_id}, "
+            f"pero la configuración del modelo dice image_token_index={token_id}. Carga el procesador y el "
+            "modelo del mismo checkpoint."
         )
     if wrong:
         vision = model_config.vision_config
         raise ImageTokenMismatchError(
-            f"The processor inserted {wrong} image tokens per row, the model expects {wanted} "
-            f"({vision.image_size}px / patch {vision.patch_size} → {report.expected} features, "
-            f"strategy {model_config.vision_feature_select_strategy!r}). Make the processor's "
-            f"patch_size ({processor.patch_size}), num_additional_image_tokens "
-            f"({processor.num_additional_image_tokens}) and vision_feature_select_strategy "
-            f"({processor.vision_feature_select_strategy!r}) match the model config, and don't truncate "
-            "sequences (max_length) below the image tokens."
+            f"El procesador insertó {wrong} tokens de imagen por fila y el modelo espera {wanted} "
+            f"({vision.image_size} px / parche {vision.patch_size} → {report.expected} vectores, "
+            f"estrategia {model_config.vision_feature_select_strategy!r}). Haz que patch_size "
+            f"({processor.patch_size}), num_additional_image_tokens ({processor.num_additional_image_tokens}) "
+            f"y vision_feature_select_strategy ({processor.vision_feature_select_strategy!r}) del procesador "
+            "coincidan con la configuración del modelo, y no recortes las secuencias (max_length) por debajo "
+            "de los tokens de imagen."
         )
     return report
 
@@ -287,3 +311,84 @@ def check_image_token_formula(formula: Any) -> bool:
             )
         )
     return report("tokens de imagen por imagen", expectations)
+
+
+# --------------------------------------------------------------------------- memory estimate
+
+#: Usable memory of a free-Colab T4 (what ``torch.cuda.mem_get_info`` reports): 14.7 GiB.
+T4_USABLE_GB = 14.7 * 2**30 / 1e9
+
+
+@dataclass(frozen=True)
+class QloraMemoryEstimate:
+    """Peak GPU memory of QLoRA training, estimated by arithmetic (GB = 10⁹ bytes).
+
+    Not a measurement: it counts weights, gradients, optimizer states and the main
+    activations, and adds a fixed allowance for the CUDA context and fragmentation.
+    """
+
+    quantized_params: int  # NF4 weights: the language model's linear layers
+    float_params: int  # kept in float32 by prepare_model_for_kbit_training (embeddings, lm_head, CLIP, projector)
+    trainable_params: int  # LoRA + projector: fp32 weight + gradient + two Adam moments
+    activations_gb: float
+    overhead_gb: float = 1.0
+
+    @property
+    def quantized_gb(self) -> float:
+        return self.quantized_params * (4 + 0.127) / 8 / 1e9  # NF4 + double-quantized constants
+
+    @property
+    def float_gb(self) -> float:
+        return self.float_params * 4 / 1e9
+
+    @property
+    def trainable_gb(self) -> float:
+        return self.trainable_params * (4 + 4 + 8) / 1e9  # fp32 weight, gradient, Adam's two moments
+
+    @property
+    def total_gb(self) -> float:
+        return self.quantized_gb + self.float_gb + self.trainable_gb + self.activations_gb + self.overhead_gb
+
+    def lines(self) -> list[str]:
+        return [
+            f"pesos NF4 del modelo de lenguaje: {self.quantized_params / 1e9:.2f} G × 4,13 bits = {self.quantized_gb:.1f} GB",
+            f"resto en float32 (embeddings, lm_head, CLIP, proyector): {self.float_params / 1e6:,.0f} M × 4 B = {self.float_gb:.1f} GB",
+            f"entrenables (LoRA + proyector): {self.trainable_params / 1e6:,.1f} M × 16 B (peso, gradiente, Adam) = {self.trainable_gb:.2f} GB",
+            f"activaciones (gradient checkpointing): {self.activations_gb:.1f} GB; contexto CUDA y fragmentación: {self.overhead_gb:.1f} GB",
+            f"total estimado: {self.total_gb:.1f} GB",
+        ]
+
+
+def estimate_qlora_memory(peft_model: Any, *, batch_size: int, seq_len: int, checkpointing: bool = True) -> QloraMemoryEstimate:
+    """Estimate QLoRA training memory of a (meta-device) ``PeftModel`` of a LLaVA.
+
+    Quantized: the weights of the ``nn.Linear`` layers of the language model (not the
+    LoRA matrices, ``lm_head``, CLIP or the projector: see :data:`BNB_SKIP_MODULES`).
+    Activations with gradient checkpointing: each decoder layer's fp16 input is kept
+    (layers × batch × seq × hidden × 2 B), plus one layer recomputed (~8 such tensors and
+    the MLP's intermediate ones) and the fp32 logits about three times over in the loss.
+    """
+    import torch
+
+    quantized = 0
+    for name, module in peft_model.named_modules():
+        if (
+            type(module) is torch.nn.Linear
+            and ".language_model." in f".{name}."
+            and not any(part in name for part in ("lora_", "modules_to_save"))
+        ):
+            quantized += module.weight.numel()
+    total = sum(p.numel() for p in peft_model.parameters())
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    text = peft_model.config.text_config if hasattr(peft_model.config, "text_config") else peft_model.config
+    hidden, layers, vocab = text.hidden_size, text.num_hidden_layers, text.vocab_size
+    tokens = batch_size * seq_len
+    kept = (layers if checkpointing else layers * 8) * tokens * hidden * 2
+    one_layer = tokens * (8 * hidden + 3 * text.intermediate_size) * 2
+    logits = 3 * tokens * vocab * 4
+    return QloraMemoryEstimate(
+        quantized_params=quantized,
+        float_params=total - quantized - trainable,
+        trainable_params=trainable,
+        activations_gb=(kept + one_layer + logits) / 1e9,
+    )

@@ -5,18 +5,23 @@
 * :func:`two_rate_optimizer` — AdamW with separate learning rates for LoRA and the projector.
 * :func:`train_resumable` — ``Trainer.train`` that picks up the last checkpoint.
 * :func:`generate_answers` — greedy, batched answers for a list of rows.
-* :func:`merge_and_verify` — ``merge_and_unload``, save, reload, and compare the merged
-  model's greedy output with the adapter model's on fixed inputs.
+* :func:`merge_and_verify` — load the base, apply the adapter, ``merge_and_unload``, save,
+  free every copy, reload, and compare the merged model's greedy output with the adapter
+  model's on fixed inputs.
+* :func:`free_memory` — collect garbage (and empty the CUDA cache) and prove, with weak
+  references, that the models meant to be gone are gone.
 """
 
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.errors import CourseError
 from utils.finetune import greedy_new_text
 from utils.vqa_data import answer_of, llava_row_to_messages
 
@@ -64,8 +69,8 @@ def answer_suffix(processor: Any, row: dict[str, Any], prompt: str) -> str:
     full = processor.apply_chat_template(llava_row_to_messages(row), tokenize=False)
     if not full.startswith(prompt):
         raise PromptPrefixError(
-            f"Row {row.get('id')!r}: the chat template renders the prompt differently with and "
-            "without the answer, so the answer's position is unknown. Check the chat template."
+            f"Fila {row.get('id')!r}: la plantilla de chat escribe el prompt de forma distinta con y sin la "
+            "respuesta, así que no se sabe dónde empieza la respuesta. Revisa la plantilla de chat."
         )
     tail = full[len(prompt) :]
     if eos and eos in tail:
@@ -98,8 +103,8 @@ class VqaCollator:
             n = len(ids)
             if batch["input_ids"][i, :n].tolist() != list(ids):
                 raise PromptPrefixError(
-                    f"Row {rows[i].get('id')!r}: the prompt's tokens are not a prefix of prompt+answer; "
-                    "the answer would be scored from the wrong position. Check the chat template."
+                    f"Fila {rows[i].get('id')!r}: los tokens del prompt no son un prefijo de los de "
+                    "prompt + respuesta; la pérdida se calcularía en el sitio equivocado. Revisa la plantilla de chat."
                 )
             labels[i, :n] = IGNORE_INDEX
         batch["labels"] = labels
@@ -125,8 +130,8 @@ def two_rate_optimizer(model: Any, *, lr: float, projector_lr: float, weight_dec
             (projector if PROJECTOR_MODULE in name else rest).append(param)
     if not projector or not rest:
         raise ValueError(
-            f"Expected trainable weights both in {PROJECTOR_MODULE!r} and elsewhere (LoRA), got "
-            f"{len(projector)} and {len(rest)}: apply get_peft_model with modules_to_save=[{PROJECTOR_MODULE!r}] first."
+            f"Se esperaban pesos entrenables en {PROJECTOR_MODULE!r} y fuera de él (LoRA); hay "
+            f"{len(projector)} y {len(rest)}: aplica antes get_peft_model con modules_to_save=[{PROJECTOR_MODULE!r}]."
         )
     return torch.optim.AdamW(
         [{"params": rest, "lr": lr}, {"params": projector, "lr": projector_lr}], lr=lr, weight_decay=weight_decay
@@ -154,8 +159,26 @@ def last_checkpoint(output_dir: Path) -> str | None:
 
 
 def train_resumable(trainer: Any) -> Any:
-    """``trainer.train()``, resuming from the last checkpoint in its output_dir if any."""
+    """``trainer.train()``, resuming from the last checkpoint in its output_dir if any.
+
+    A run that already reached ``max_steps`` saved its last checkpoint: running the cell
+    again loads those weights and that state instead of training, so the model is the
+    first run's, never a model trained twice.  (``Trainer.train(resume_from_checkpoint=…)``
+    is not enough: resuming at ``max_steps`` in the middle of an epoch runs one more step.)
+    """
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
     checkpoint = last_checkpoint(Path(trainer.args.output_dir))
+    if checkpoint and int(checkpoint.rsplit("-", 1)[-1]) >= trainer.args.max_steps:
+        print(
+            f"Esta configuración ya se entrenó ({checkpoint}): se cargan sus pesos en lugar de "
+            f"entrenar otra vez. Para repetir el entrenamiento, borra {trainer.args.output_dir}."
+        )
+        trainer._load_from_checkpoint(checkpoint)  # the same loader train() uses (PEFT adapters included)
+        trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        losses = [e["train_loss"] for e in trainer.state.log_history if "train_loss" in e]
+        return TrainOutput(trainer.state.global_step, losses[-1] if losses else float("nan"), {})
     if checkpoint:
         print(f"Reanudando desde {checkpoint}")
     return trainer.train(resume_from_checkpoint=checkpoint)
@@ -198,6 +221,65 @@ def generate_answers(
     return answers
 
 
+# --------------------------------------------------------------------------- memory
+
+
+class MemoryNotFreedError(CourseError, RuntimeError):
+    """Something still holds a model that should have been freed."""
+
+
+def free_memory(**gone: weakref.ref) -> None:
+    """Collect garbage, empty the CUDA cache and check that each ``gone`` object is freed.
+
+    ``del name`` only removes one name; the object lives on while anything else refers
+    to it (another variable, the optimizer, the Trainer, IPython's ``Out`` history).  Pass
+    weak references to what must be gone (``free_memory(modelo=weakref.ref(model))``):
+
+    Raises:
+        MemoryNotFreedError: naming what is still alive and what refers to it.
+    """
+    import sys
+
+    # A failed cell's traceback keeps its frames (and the models in them) alive.
+    for name in ("last_traceback", "last_value", "last_type", "last_exc"):
+        if getattr(sys, name, None) is not None:
+            setattr(sys, name, None)
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency of the notebook
+        pass
+    alive = [name for name, ref in gone.items() if ref() is not None]
+    if alive:
+        holders = []
+        for name in alive:
+            kinds = sorted({type(r).__name__ for r in gc.get_referrers(gone[name]())} - {"frame"})
+            holders.append(f"{name} ({type(gone[name]()).__name__}, referido por: {', '.join(kinds) or '?'})")
+        raise MemoryNotFreedError(
+            "Sigue en memoria lo que debía liberarse: " + "; ".join(holders) + ". Borra (del) o pon a "
+            "None todas las variables que apuntan a ese modelo (también optimizer y trainer) y vuelve "
+            "a ejecutar la celda; si no, reinicia el entorno y ejecuta el cuaderno desde el principio."
+        )
+
+
+def release(namespace: dict[str, Any], *names: str) -> None:
+    """Set each of ``names`` in ``namespace`` (a notebook's ``globals()``) to None and check
+    with :func:`free_memory` that what they held is really freed.
+
+    Names that do not exist yet, or are None, are skipped, so a cell that calls it can be
+    run again.
+    """
+    gone = {}
+    for name in names:
+        if namespace.get(name) is not None:
+            gone[name] = weakref.ref(namespace[name])
+            namespace[name] = None
+    free_memory(**gone)
+
+
 # --------------------------------------------------------------------------- merging
 
 
@@ -219,20 +301,26 @@ class MergeCheck:
 
 
 def merge_and_verify(
-    peft_model: Any,
+    adapter_dir: Path,
     processor: Any,
     merged_dir: Path,
     *,
+    load_base: Callable[[], Any],
     answer: Callable[[Any], list[str]],
     load_merged: Callable[[Path], Any],
 ) -> tuple[Any, MergeCheck]:
     """Fold the LoRA weights into the base model, save it, reload it, compare outputs.
 
+    Only one copy of the model is ever in memory: the base (with the adapter, then
+    merged in place) is freed — and checked to be freed — before the merged folder is
+    reloaded.  The caller must not hold the base: pass a loader, not a model.
+
     Args:
-        peft_model: the trained ``PeftModel`` (on a full-precision base: merging into a
-            4-bit base would round the merged weights).
+        adapter_dir: the trained adapter (``PeftModel.save_pretrained``).
         processor: saved next to the merged weights, so the folder is self-contained.
         merged_dir: where to save.
+        load_base: ``() → model``: the base in full precision (merging into a 4-bit base
+            would round the merged weights), with the same ``device_map`` as the reload.
         answer: ``model → list of answers`` on fixed inputs (e.g. :func:`generate_answers`
             on a few test rows); called on the adapter model and on the reloaded model.
         load_merged: ``folder → model`` (e.g. ``LlavaForConditionalGeneration.from_pretrained``).
@@ -240,13 +328,17 @@ def merge_and_verify(
     Returns:
         The reloaded merged model and the comparison.
     """
-    adapter_outputs = answer(peft_model)
-    merged = peft_model.merge_and_unload()
+    from peft import PeftModel
+
+    with_adapter = PeftModel.from_pretrained(load_base(), adapter_dir)
+    adapter_outputs = answer(with_adapter)
+    merged = with_adapter.merge_and_unload()  # the base model itself, LoRA folded in
     merged_dir = Path(merged_dir)
     merged.save_pretrained(merged_dir)
     processor.save_pretrained(merged_dir)
-    del merged
-    gc.collect()
+    probe = weakref.ref(merged)
+    del merged, with_adapter
+    free_memory(modelo_fusionado=probe)
     reloaded = load_merged(merged_dir)
     merged_outputs = answer(reloaded)
     return reloaded, MergeCheck(merged_dir, adapter_outputs, merged_outputs)

@@ -21,6 +21,7 @@ chat template expects.
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 import unicodedata
@@ -164,7 +165,7 @@ def generate_synthetic_vqa(
     different seeds, so no test image is a copy of a training image.  Returns ``folder``.
     """
     if train_size < 1 or test_size < 1:
-        raise VqaDataError(f"train_size and test_size must be ≥ 1 (got {train_size}, {test_size}).")
+        raise VqaDataError(f"train_size y test_size deben ser ≥ 1 (valen {train_size} y {test_size}).")
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for split, n, split_seed in (("train", train_size, seed), ("test", test_size, seed + 1_000_003)):
@@ -191,37 +192,106 @@ def write_csv(path: Path, rows: Iterable[VqaRow]) -> Path:
     return path
 
 
+def _decode_csv(path: Path, data: bytes) -> str:
+    """The text of a CSV file: UTF-8, with or without a BOM (Excel writes one).
+
+    Raises:
+        VqaDataError: for UTF-16 or any other non-UTF-8 bytes, naming the line.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise VqaDataError(
+            f"{path} está en UTF-16 (u otra codificación de dos bytes), no en UTF-8. Guárdalo como "
+            "«CSV UTF-8» (Excel: Guardar como → CSV UTF-8; LibreOffice: juego de caracteres Unicode (UTF-8))."
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise VqaDataError(
+            f"{path}:{line}: el byte {data[exc.start:exc.start + 1]!r} no es UTF-8 (¿un archivo en latin-1 o "
+            "Windows-1252?). Guárdalo como «CSV UTF-8», o conviértelo con "
+            f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.csv`."
+        ) from None
+
+
+def _image_inside(path: Path, line: int, image: str) -> Path:
+    """The image file of a CSV row, which must lie under the CSV's folder.
+
+    Raises:
+        VqaDataError: for an absolute path or one that leaves the folder (``../``, links).
+    """
+    root = path.parent.resolve()
+    target = (root / image).resolve()
+    if Path(image).is_absolute() or not target.is_relative_to(root):
+        raise VqaDataError(
+            f"{path}:{line}: la imagen {image!r} está fuera de la carpeta del CSV ({root}). Las rutas de "
+            "imagen son relativas a esa carpeta y no pueden salir de ella (ni absolutas ni con «..»): "
+            "copia la imagen dentro, p. ej. en images/."
+        )
+    return target
+
+
+def _check_image(path: Path, line: int, image: str, file: Path) -> None:
+    """Open the image now, so a missing or broken file fails at load time, not mid-training."""
+    from PIL import Image
+
+    if not file.is_file():
+        raise VqaDataError(
+            f"{path}:{line}: no se encuentra la imagen {image!r} en {path.parent}; las rutas de imagen son "
+            "relativas a la carpeta del CSV."
+        )
+    try:
+        with Image.open(file) as opened:
+            opened.verify()
+    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError…
+        raise VqaDataError(
+            f"{path}:{line}: {image!r} no es una imagen legible ({type(exc).__name__}: {exc}). "
+            "Sustitúyela o borra la línea."
+        ) from None
+
+
 def read_csv(path: Path, *, check_images: bool = True) -> list[VqaRow]:
-    """Read a VQA CSV, checking columns, empty cells and (optionally) that images exist.
+    """Read a VQA CSV, checking encoding, columns, empty cells and images.
+
+    Accepts UTF-8 with or without BOM.  Every image path must stay inside the CSV's
+    folder; with ``check_images`` each image is opened (and verified) now.
 
     Raises:
         VqaDataError: naming the file, the line and what to fix.
     """
     path = Path(path)
     if not path.is_file():
-        raise VqaDataError(f"{path} does not exist. Generate or export the dataset first.")
+        raise VqaDataError(f"{path} no existe. Genera o exporta antes el conjunto de datos.")
+    text = _decode_csv(path, path.read_bytes())
     rows: list[VqaRow] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    done = 0  # last line of the last complete record: a broken one starts right after
+    try:
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        done = reader.line_num
         if missing:
             raise VqaDataError(
-                f"{path}: missing column(s) {missing}; the header must be {','.join(CSV_COLUMNS)} "
-                f"(found {reader.fieldnames})."
+                f"{path}: faltan las columnas {missing}; la cabecera debe ser {','.join(CSV_COLUMNS)} "
+                f"(encontrada: {reader.fieldnames})."
             )
-        for line, record in enumerate(reader, start=2):
+        for record in reader:
+            line = reader.line_num
             empty = [c for c in CSV_COLUMNS if not (record.get(c) or "").strip()]
             if empty:
-                raise VqaDataError(f"{path}:{line}: empty {empty}; fill them in or delete the line.")
+                raise VqaDataError(f"{path}:{line}: celdas vacías {empty}; rellénalas o borra la línea.")
             row = VqaRow(*(record[c].strip() for c in CSV_COLUMNS))
-            if check_images and not (path.parent / row.image).is_file():
-                raise VqaDataError(
-                    f"{path}:{line}: image {row.image!r} not found in {path.parent}; "
-                    "image paths are relative to the CSV's folder."
-                )
+            file = _image_inside(path, line, row.image)
+            if check_images:
+                _check_image(path, line, row.image, file)
             rows.append(row)
+            done = line
+    except csv.Error as exc:
+        raise VqaDataError(
+            f"{path}:{done + 1}: CSV mal formado ({exc}); suele ser unas comillas sin cerrar. "
+            "Cierra las comillas de esa celda (o duplícalas, \"\", si forman parte del texto)."
+        ) from None
     if not rows:
-        raise VqaDataError(f"{path} has a header but no rows.")
+        raise VqaDataError(f"{path} tiene cabecera pero ninguna fila.")
     return rows
 
 
@@ -269,11 +339,11 @@ def llava_row_to_messages(row: Mapping[str, Any], *, with_answer: bool = True) -
     """
     turns = list(row.get("conversations", []))
     if not turns or turns[0].get("from") != "human":
-        raise VqaDataError(f"Row {row.get('id')!r}: the first turn must come from 'human'.")
+        raise VqaDataError(f"Fila {row.get('id')!r}: el primer turno debe ser de 'human'.")
     if turns[0]["value"].count(IMAGE_PLACEHOLDER) != 1:
         raise VqaDataError(
-            f"Row {row.get('id')!r}: the first human turn must contain exactly one {IMAGE_PLACEHOLDER} "
-            f"(found {turns[0]['value'].count(IMAGE_PLACEHOLDER)})."
+            f"Fila {row.get('id')!r}: el primer turno 'human' debe contener exactamente un {IMAGE_PLACEHOLDER} "
+            f"(tiene {turns[0]['value'].count(IMAGE_PLACEHOLDER)})."
         )
     if not with_answer and turns[-1].get("from") == "gpt":
         turns = turns[:-1]
@@ -281,7 +351,7 @@ def llava_row_to_messages(row: Mapping[str, Any], *, with_answer: bool = True) -
     for turn in turns:
         role = _ROLES.get(turn.get("from", ""))
         if role is None:
-            raise VqaDataError(f"Row {row.get('id')!r}: unknown speaker {turn.get('from')!r} (use human/gpt).")
+            raise VqaDataError(f"Fila {row.get('id')!r}: interlocutor desconocido {turn.get('from')!r} (usa human o gpt).")
         text = turn["value"]
         content: list[dict[str, str]] = []
         if IMAGE_PLACEHOLDER in text:
@@ -393,8 +463,8 @@ def split_records_by_image(
         missing = [c for c in (columns.image, columns.question, columns.answer) if c not in record]
         if missing:
             raise VqaDataError(
-                f"The dataset has no column(s) {missing} (columns: {sorted(record)}); "
-                "set the column names in HubColumns."
+                f"El dataset no tiene las columnas {missing} (columnas: {sorted(record)}); "
+                "indica sus nombres con HubColumns."
             )
         key = record.get(columns.image_id, id(record))
         where = side.get(key)
@@ -466,7 +536,7 @@ def prepare_vqa(
     if dataset_id == SYNTHETIC_ID:
         generate_synthetic_vqa(folder, train_size=train_size, test_size=test_size, image_size=image_size, seed=seed)
     elif dataset_id.startswith("local:"):
-        raise VqaDataError(f"Unknown local dataset {dataset_id!r}; the only one is {SYNTHETIC_ID!r}.")
+        raise VqaDataError(f"Dataset local desconocido {dataset_id!r}; el único es {SYNTHETIC_ID!r}.")
     else:
         done = all(
             (folder / f"{name}.csv").is_file() and len(read_csv(folder / f"{name}.csv", check_images=False)) == n

@@ -1,0 +1,1 @@
+"""The full-profile rehearsal: FakeHub, stand-in builders and the runner (not part of `utils`)."""

@@ -1,0 +1,189 @@
+"""``python -m rehearsal build|serve|run [NN ...]``: rehearse the full profile on CPU, offline.
+
+* ``build`` — build (once, cached) the stand-ins of the given notebooks (default: all).
+* ``serve`` — build them and serve them with the FakeHub until Ctrl-C; prints the
+  ``HF_ENDPOINT`` to export in another shell.
+* ``run`` — build, serve, and run each notebook under ``pytest --nbval-lax`` in the FULL
+  profile, with the environment below; exits non-zero if any notebook fails.
+
+The notebook kernel gets ``COURSE_PROFILE=full``, ``COURSE_REHEARSAL=1``,
+``HF_ENDPOINT=<FakeHub>``, a fresh ``HF_HOME`` under ``build/rehearsal/``, no ``HF_*OFFLINE``
+variables, its own ``COURSE_BUILD_DIR`` (so the mini outputs in ``build/`` are left alone) and
+``COURSE_SETTINGS_OVERRIDES`` = :data:`CPU_OVERRIDES` — nothing else changes: same Hub ids,
+same steps, lengths, beams, LoRA targets and 4-bit quantization as on Colab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rehearsal.hub import FakeHub, HubTree, client_env
+from rehearsal.standins import BUILDERS, MissingBuilderError, build, normalize
+
+#: The ONLY settings the rehearsal changes, each because a CPU cannot run the full value.
+#: Everything else (ids, sizes, steps, beams, LoRA, 4-bit) is the full profile's own.
+CPU_OVERRIDES: dict[str, object] = {
+    # Notebook 03: fp16 mixed precision needs CUDA (torch's CPU autocast is bfloat16 only and
+    # the fp16 GradScaler is CUDA-only); fp32 runs the same trainer code without AMP.  The
+    # fp16-specific invariant (trainable LoRA weights stay fp32 under AMP) is a unit test.
+    "good_bad.precision": "fp32",
+    # Notebook 04: same reason (Trainer(fp16=True) refuses to start without CUDA).
+    "llava.fp16": False,
+    # Notebook 04: float16 weights and 4-bit compute run on a CPU, but without a fast float16
+    # matrix product (bitsandbytes' CPU 4-bit backward took 2x longer than float32, profiled);
+    # the NF4 quantization itself is unchanged.
+    "llava.dtype": "float32",
+}
+
+#: Local services the runner starts for a notebook (beyond what the notebook starts itself,
+#: as it would on Colab).  Notebooks 01 and 05 start their own llama.cpp server.
+SERVICES: dict[str, tuple[str, ...]] = {"02": ("argilla",)}
+
+#: Per-cell timeout for nbval, as in ``make test``.
+CELL_TIMEOUT_S = 900
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def rehearsal_dir() -> Path:
+    path = repo_root() / "build" / "rehearsal"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def notebook_path(number: str) -> Path:
+    matches = sorted((repo_root() / "notebooks").glob(f"{number}_*.ipynb"))
+    if len(matches) != 1:
+        raise SystemExit(f"expected one notebooks/{number}_*.ipynb, found {len(matches)}")
+    return matches[0]
+
+
+def build_trees(numbers: list[str], *, strict: bool = True) -> tuple[dict[str, HubTree], dict[str, str]]:
+    """Build the stand-ins of ``numbers``: ``({number: tree}, {number: why it could not})``.
+
+    With ``strict`` a missing builder stops everything with its message; otherwise that
+    notebook is reported as failed and the others still run.
+    """
+    trees: dict[str, HubTree] = {}
+    missing: dict[str, str] = {}
+    for number in numbers:
+        try:
+            trees[number] = build(number, repo_root() / "build")
+        except MissingBuilderError as exc:
+            if strict:
+                raise SystemExit(f"rehearsal: {exc}") from None
+            missing[number] = str(exc)
+            print(f"rehearsal: {exc}", flush=True)
+    return trees, missing
+
+
+def notebook_env(number: str, hub_url: str) -> dict[str, str]:
+    """The environment of one rehearsed notebook (see the module docstring)."""
+    base = rehearsal_dir()
+    hf_home = base / "hf_home" / number
+    if hf_home.exists():
+        shutil.rmtree(hf_home)  # fresh: every file must come through the FakeHub
+    hf_home.mkdir(parents=True)
+    env = client_env(dict(os.environ), hub_url, hf_home)
+    env.update({
+        "COURSE_PROFILE": "full",
+        "COURSE_REHEARSAL": "1",
+        "COURSE_BUILD_DIR": str(base / "build"),
+        "COURSE_SETTINGS_OVERRIDES": json.dumps(CPU_OVERRIDES),
+        "PYTHONPATH": os.pathsep.join(
+            [str(repo_root() / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    })
+    return env
+
+
+def _service(name: str, action: str, env: dict[str, str]) -> int:
+    module = {"llm": "utils.llm_server", "argilla": "utils.argilla_server"}[name]
+    return subprocess.call([sys.executable, "-m", module, action], env=env, cwd=repo_root())
+
+
+def run_notebook(number: str, hub: FakeHub, pytest_args: list[str]) -> tuple[int, float]:
+    """Run one notebook under nbval in the rehearsal environment; return (exit code, seconds)."""
+    env = notebook_env(number, hub.url)
+    path = notebook_path(number)
+    services = SERVICES.get(number, ())
+    started = time.monotonic()
+    first_request = len(hub.requests)
+    try:
+        for name in services:
+            if _service(name, "start", env) != 0:
+                print(f"rehearsal: could not start service {name!r} for notebook {number}", flush=True)
+                return 1, time.monotonic() - started
+        command = [sys.executable, "-m", "pytest", str(path), "--nbval-lax", "--nbval-current-env",
+                   f"--nbval-cell-timeout={CELL_TIMEOUT_S}", "-p", "no:cacheprovider", *pytest_args]
+        print(f"\n=== rehearsal {number}: {path.name} (full profile, FakeHub {hub.url})", flush=True)
+        code = subprocess.call(command, env=env, cwd=repo_root())
+    finally:
+        # the notebook may have started the llama.cpp server itself (as on Colab): stop it
+        _service("llm", "stop", env)
+        for name in services:
+            if name != "llm":
+                _service(name, "stop", env)
+    gaps = [r for r in hub.requests[first_request:] if r.note == "UNHANDLED" or r.status >= 500]
+    for request in gaps:
+        print(f"rehearsal {number}: FakeHub did not serve {request.method} {request.path} "
+              f"({request.status} {request.note})", flush=True)
+    return code, time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("build", "serve", "run"))
+    parser.add_argument("notebooks", nargs="*", help="notebook numbers (default: all five)")
+    parser.add_argument("--port", type=int, default=0, help="FakeHub port (serve; default: a free one)")
+    parser.add_argument("--pytest-args", default="", help="extra pytest arguments (run)")
+    args = parser.parse_args(argv)
+    try:
+        numbers = [normalize(n) for n in args.notebooks] or list(BUILDERS)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    trees, missing = build_trees(numbers, strict=args.command != "run")
+    if args.command == "build":
+        for number, tree in trees.items():
+            print(f"{number}: {tree.root}")
+        return 0
+
+    log_file = rehearsal_dir() / "logs" / f"fakehub-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with FakeHub(trees.values(), port=args.port, log_file=log_file) as hub:
+        print(f"FakeHub at {hub.url} serving {len(hub.repo_ids)} repos (log: {log_file}):", flush=True)
+        for repo_type, repo_id in hub.repo_ids:
+            print(f"  {repo_type:8} {repo_id}", flush=True)
+        if args.command == "serve":
+            print(f"export HF_ENDPOINT={hub.url}", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        results: dict[str, tuple[int, float]] = {}
+        for number in numbers:
+            if number in trees:
+                results[number] = run_notebook(number, hub, args.pytest_args.split())
+            else:
+                results[number] = (1, 0.0)
+    print("\n=== rehearsal summary (full profile on stand-ins)")
+    for number, (code, seconds) in results.items():
+        if number in missing:
+            print(f"  {number}: FAILED: no stand-ins yet ({BUILDERS[number]} is missing)")
+        else:
+            print(f"  {number}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f} s")
+    return 0 if all(code == 0 for code, _ in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
