@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Naive per-sentence translation loop vs the course's engine: same model, same machine, one run.
+"""Naive per-sentence loop vs the course's engine on transformers and on CTranslate2: same model, same threads, one run.
 
     .venv/bin/python benchmarks/translation_throughput.py [--threads 2] [--dtype auto|float32|bfloat16]
 
@@ -23,10 +23,13 @@
   loads by default); then, when the engine picks another precision on this CPU (bfloat16
   where the CPU computes it natively, see :func:`utils.translate.backends.auto_dtype`),
   both sides again in that precision.
+* Engine on CTranslate2: the same run with ``--backend ctranslate2`` (the same model
+  converted once to int8, :mod:`utils.translate.ct2_backend`), on the same number of
+  threads, generating the same number of tokens per sentence.
 
-Prints the machine load, sentences per second for each side and precision and, last,
-``speedup=<x>``: engine vs naive loop, both in the precision the engine uses here
-(``--dtype float32`` forces float32).
+Prints the machine load, sentences per second for each side and, last, ``key=value``
+lines: the rates, the load average before and after, and ``speedup=<x>``: the engine's
+best backend vs the fastest naive loop measured (``--dtype float32`` forces float32).
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import os
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,45 +49,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _sentences(rows: list) -> list[str]:
-    from utils.translate.records import validate_row
-    from utils.translate.segments import segment_text
+def _engine_run(backend, input_path: str) -> tuple[float, dict]:
+    """Sentences per second of :func:`utils.translate.engine.run_translation` in a fresh folder, and its report."""
+    from utils.translate.speed import engine_rate
 
-    sentences: list[str] = []
-    for index, obj in enumerate(rows):
-        row = validate_row(obj, index)
-        if isinstance(row, str):
-            continue
-        for turn in row.turns:
-            sentences += [s.text for s in segment_text(turn.value).segments]
-    return sentences
-
-
-def _naive_rate(backend, sample: list[str]) -> float:
-    """Sentences per second of one tokenizer call + one ``generate`` + one decode per sentence."""
-    import torch
-
-    tokenizer, model, kwargs = backend.tokenizer, backend.model, backend.generate_kwargs
-    with torch.inference_mode():  # warm-up, untimed
-        model.generate(**tokenizer(["Warm up."], return_tensors="pt"), **kwargs)
-    began = time.perf_counter()
-    with torch.inference_mode():
-        for sentence in sample:
-            inputs = tokenizer([sentence], return_tensors="pt", truncation=True)
-            tokenizer.batch_decode(model.generate(**inputs, **kwargs), skip_special_tokens=True)
-    return len(sample) / (time.perf_counter() - began)
-
-
-def _engine_run(backend, input_path: str, rows: int) -> tuple[float, dict]:
-    """Sentences per second of :func:`utils.translate.engine.run_translation`, and its report."""
-    from utils.translate.engine import run_translation
-
-    backend.translate(["Warm up."])  # untimed, like the naive side's
     with tempfile.TemporaryDirectory() as out:
-        began = time.perf_counter()
-        report = run_translation(input_path, Path(out) / "run", backend, chunk_size=rows, progress=False)
-        seconds = time.perf_counter() - began
-    return report["segments"] / seconds, report
+        return engine_rate(backend, input_path, Path(out) / "run")
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -97,10 +66,13 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the idle cores)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                         help="the engine's precision (auto: what the engine picks on this CPU)")
+    parser.add_argument("--quantization", default="int8", help="CTranslate2 precision (default int8)")
     args = parser.parse_args(argv)
 
     from utils.assets import resolve_model
     from utils.translate.backends import Seq2SeqBackend, auto_dtype
+    from utils.translate.ct2_backend import CTranslate2Backend
+    from utils.translate.speed import naive_rate, row_sentences
 
     load_before = os.getloadavg()
     model = resolve_model("local:opus-mt-en-es-random")
@@ -114,7 +86,7 @@ def main(argv: list[str] | None = None) -> float:
         )
 
     rows = json.loads(Path(args.input).read_text(encoding="utf-8"))
-    sentences = _sentences(rows)
+    sentences = row_sentences(rows)
     sample = random.Random(0).sample(sentences, k=min(len(sentences), args.naive_segments or len(sentences)))
     print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} (1 min); "
           f"the engine's precision here: {default_dtype}")
@@ -122,22 +94,47 @@ def main(argv: list[str] | None = None) -> float:
           f"{args.new_tokens} generated tokens per sentence on both sides")
 
     speedups: dict[str, float] = {}
+    naive_rates: dict[str, float] = {}
+    engine_rates: dict[str, float] = {}
     for dtype in dtypes:
         same_model = backend(dtype)  # the naive loop calls its model directly; the engine batches
-        naive_rate = _naive_rate(same_model, sample)
-        print(f"naive loop, {dtype}: {len(sample)} sentences -> {naive_rate:.2f} segments/s "
+        naive = naive_rate(same_model, sample)
+        print(f"naive loop, {dtype}: {len(sample)} sentences -> {naive:.2f} segments/s "
               f"(torch threads {same_model.threads})")
-        engine_rate, report = _engine_run(same_model, args.input, len(rows))
-        speedups[dtype] = engine_rate / naive_rate
+        engine, report = _engine_run(same_model, args.input)
+        speedups[dtype] = engine / naive
         print(
-            f"engine, {dtype}: {report['segments']} sentences -> {engine_rate:.2f} segments/s "
+            f"engine, {dtype}: {report['segments']} sentences -> {engine:.2f} segments/s "
             f"({report['segments_sent']} model inputs incl. {report['fallbacks']} sentences redone around "
             f"protected spans; cache hit rate {report['cache_hit_rate']:.1%}) -> {speedups[dtype]:.1f}x "
             f"the naive loop at the same precision"
         )
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
-    speedup = speedups[default_dtype]
-    print(f"speedup={speedup:.1f}")
+        naive_rates[dtype], engine_rates[f"transformers_{dtype}"] = naive, engine
+        threads = same_model.threads
+        del same_model
+
+    ct2 = CTranslate2Backend(
+        model, batch_size=args.batch_size, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+        device="cpu", threads=threads, quantization=args.quantization,
+    )
+    engine, report = _engine_run(ct2, args.input)
+    engine_rates[f"ctranslate2_{ct2.quantization}"] = engine
+    print(f"engine on CTranslate2, {ct2.quantization}: {report['segments']} sentences -> {engine:.2f} segments/s "
+          f"({report['fallbacks']} sentences redone around protected spans; {ct2.threads} threads)")
+
+    naive = max(naive_rates.values())  # the fastest naive loop
+    best = max(engine_rates, key=engine_rates.get)
+    speedup = engine_rates[best] / naive
+    load_after = os.getloadavg()
+    results = {
+        "cpus": os.cpu_count(), "threads": threads, "new_tokens": args.new_tokens,
+        "load_before": f"{load_before[0]:.2f}", "load_after": f"{load_after[0]:.2f}",
+        **{f"naive_{k}": f"{v:.2f}" for k, v in naive_rates.items()},
+        **{f"engine_{k}": f"{v:.2f}" for k, v in engine_rates.items()},
+        **{f"speedup_{k}": f"{v / naive:.1f}" for k, v in engine_rates.items()},
+        "best": best, "speedup": f"{speedup:.1f}",
+    }
+    print("\n".join(f"{key}={value}" for key, value in results.items()))
     return speedup
 
 

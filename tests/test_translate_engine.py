@@ -1,8 +1,10 @@
 """The engine with fault-injecting backends: retries, quarantine, cache, resume, shards, merge.
 
 The backends here are fakes on purpose: they inject the faults (transient errors, poison
-inputs, lost numbers) that real servers produce rarely and unpredictably.  The real
-backends are tested in test_translate_backends.py and test_translate_cli.py.
+inputs, lost numbers) that real servers produce rarely and unpredictably.  The protection
+tests also run with the real MT backends (seq2seq and CTranslate2: the mini model's random
+weights lose numbers by themselves); the rest of the real backends' behaviour is tested in
+test_translate_backends.py, test_translate_ct2.py and test_translate_cli.py.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from utils.translate.engine import (
     run_translation,
 )
 from utils.translate.records import TranslateError, input_file
-from utils.translate.store import ChunkStore, Shard, load_manifest
+from utils.translate.store import ChunkStore, Shard
 
 MINI = input_file(get_settings("mini").translate)  # data/llava_instruct_mini.json
 FAST_RETRY = RetryPolicy(attempts=8, base_delay=0.0, max_delay=0.0)
@@ -106,8 +108,37 @@ def test_every_row_is_translated_exactly_once_despite_30_percent_transient_failu
     assert all("translation failed" not in q["reason"] for q in quarantined)
 
 
-def test_translations_keep_the_structure_and_the_english(tmp_path):
-    run_translation(MINI, tmp_path / "out", FakeSpanish(), chunk_size=10, progress=False)
+#: Rows of the mini data the real models translate in the parametrized tests (fakes do all).
+REAL_ROWS = 24
+
+
+def _real_backend(kind: str):
+    """The mini profile's MT model through ``kind``, generating few tokens (it is random anyway)."""
+    from utils.translate.backends import make_backend
+
+    return make_backend(kind, settings=get_settings("mini"), batch_size=16, max_new_tokens=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def real_backends() -> dict:
+    return {}
+
+
+@pytest.fixture
+def translator(request, real_backends):
+    """(backend, row limit): a fake, or a real backend sharing the protection and QA code."""
+    kind = request.param
+    if kind == "fake":
+        return None, None
+    if kind not in real_backends:
+        real_backends[kind] = _real_backend(kind)
+    return real_backends[kind], REAL_ROWS
+
+
+@pytest.mark.parametrize("translator", ["fake", "seq2seq", "ctranslate2"], indirect=True)
+def test_translations_keep_the_structure_and_the_english(tmp_path, translator):
+    backend, limit = translator
+    run_translation(MINI, tmp_path / "out", backend or FakeSpanish(), chunk_size=10, limit=limit, progress=False)
     merge_outputs([tmp_path / "out"], tmp_path / "result.jsonl")
     source = _input_rows()
     for row in _rows(tmp_path / "result.jsonl"):
@@ -171,7 +202,7 @@ def test_a_backend_that_is_down_stops_the_run_without_losing_committed_chunks(tm
                 raise ConnectionError("connection refused")
             return super().translate(texts)
 
-    with pytest.raises(BackendUnavailableError, match="run the same command again to resume"):
+    with pytest.raises(BackendUnavailableError, match="vuelve a ejecutar el mismo comando para reanudar"):
         run_translation(MINI, tmp_path / "out", GoesDown(batch_size=4), chunk_size=2, retry=FAST_RETRY,
                         max_consecutive_failures=3, progress=False)
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
@@ -180,8 +211,11 @@ def test_a_backend_that_is_down_stops_the_run_without_losing_committed_chunks(tm
     assert resumed["complete"] and resumed["chunks_resumed"] == report["chunks_done"]
 
 
-def test_lost_numbers_fall_back_to_piece_by_piece_translation(tmp_path):
-    report = run_translation(MINI, tmp_path / "out", DropsNumbers(), chunk_size=66, progress=False)
+@pytest.mark.parametrize("translator", ["fake", "seq2seq", "ctranslate2"], indirect=True)
+def test_lost_numbers_fall_back_to_piece_by_piece_translation(tmp_path, translator):
+    backend, limit = translator
+    report = run_translation(MINI, tmp_path / "out", backend or DropsNumbers(), chunk_size=66, limit=limit,
+                             progress=False)
     assert report["fallbacks"] > 0
     merge_outputs([tmp_path / "out"], tmp_path / "result.jsonl")
     number = re.compile(r"(?<![\w.,])\d+(?:[.,:/]\d+)*(?!\w)")
@@ -208,10 +242,10 @@ def test_repeated_sentences_are_translated_once_and_the_cache_survives_a_restart
 def test_resume_skips_finished_chunks_and_redoes_damaged_ones(tmp_path):
     out = tmp_path / "out"
     run_translation(MINI, out, FakeSpanish(), chunk_size=10, progress=False)
-    manifest = load_manifest(out)
-    assert len(manifest["chunks"]) == 7  # 66 rows: six chunks of 10 and the last one of 6
-    assert manifest["chunks"]["6"]["rows"] == [60, 66]
-    damaged = out / manifest["chunks"]["3"]["file"]
+    records = ChunkStore.open(out).records
+    assert len(records) == 7  # 66 rows: six chunks of 10 and the last one of 6
+    assert records[6].rows == (60, 66)
+    damaged = out / records[3].file
     damaged.write_text(damaged.read_text(encoding="utf-8")[:-40], encoding="utf-8")  # truncated
     (out / "chunks" / ".chunk-000004.jsonl.x.tmp").write_text("half a chunk", encoding="utf-8")
     backend = FakeSpanish()
@@ -224,11 +258,11 @@ def test_resume_skips_finished_chunks_and_redoes_damaged_ones(tmp_path):
 
 def test_resume_refuses_other_settings_with_a_clear_message(tmp_path):
     run_translation(MINI, tmp_path / "out", FakeSpanish(), chunk_size=10, limit=20, progress=False)
-    with pytest.raises(TranslateError, match=r"chunk_size: folder has 10, this run has 5"):
+    with pytest.raises(TranslateError, match=r"chunk_size: la carpeta tiene 10, esta ejecución tiene 5"):
         run_translation(MINI, tmp_path / "out", FakeSpanish(), chunk_size=5, limit=20, progress=False)
     other = FakeSpanish()
     other.name = "another-model"
-    with pytest.raises(TranslateError, match="backend: folder has fake-es"):
+    with pytest.raises(TranslateError, match="backend: la carpeta tiene fake-es"):
         run_translation(MINI, tmp_path / "out", other, chunk_size=10, limit=20, progress=False)
 
 
@@ -237,7 +271,7 @@ def test_two_writers_cannot_share_an_output_folder(tmp_path):
 
     identity = RunIdentity("sha", "in.json", 10, 5, Shard(), "fake")
     first = ChunkStore(tmp_path / "out", identity)
-    with pytest.raises(TranslateError, match="Another run is writing"):
+    with pytest.raises(TranslateError, match="Otra ejecución está escribiendo"):
         ChunkStore(tmp_path / "out", identity)
     first.close()
     ChunkStore(tmp_path / "out", identity).close()
@@ -250,10 +284,10 @@ def test_shards_cover_everything_once_and_merge_checks_it(tmp_path):
         for i, d in enumerate(dirs)
     ]
     assert sum(r["rows_in"] for r in reports) == len(_input_rows())
-    with pytest.raises(TranslateError, match=r"missing .*Run shard\(s\) 1/3 again"):
+    with pytest.raises(TranslateError, match=r"Faltan .*parte\(s\) 1/3 con el mismo comando"):
         merge_outputs([dirs[0], dirs[2]], tmp_path / "partial.jsonl")
     assert not (tmp_path / "partial.jsonl").exists()
-    with pytest.raises(TranslateError, match="more than one folder"):
+    with pytest.raises(TranslateError, match="más de una carpeta"):
         merge_outputs([dirs[0], dirs[1], dirs[2], dirs[0]], tmp_path / "dup.jsonl")
     summary = merge_outputs(dirs, tmp_path / "result.jsonl")
     rows = _rows(tmp_path / "result.jsonl") + _rows(tmp_path / "result.quarantine.jsonl")
@@ -268,9 +302,9 @@ def test_shards_cover_everything_once_and_merge_checks_it(tmp_path):
 def test_merge_refuses_folders_of_different_runs(tmp_path):
     run_translation(MINI, tmp_path / "a", FakeSpanish(), chunk_size=5, shard="0/2", progress=False)
     run_translation(MINI, tmp_path / "b", FakeSpanish(), chunk_size=6, shard="1/2", progress=False)
-    with pytest.raises(TranslateError, match="different runs"):
+    with pytest.raises(TranslateError, match="ejecuciones distintas"):
         merge_outputs([tmp_path / "a", tmp_path / "b"], tmp_path / "r.jsonl")
-    with pytest.raises(TranslateError, match="not a translation output folder"):
+    with pytest.raises(TranslateError, match="no es una carpeta de salida"):
         merge_outputs([tmp_path], tmp_path / "r.jsonl")
 
 

@@ -206,17 +206,17 @@ def test_load_rows_reads_json_and_jsonl_and_explains_bad_files(tmp_path):
     assert len(load_rows(MINI, limit=5)) == 5
     bad = tmp_path / "bad.json"
     bad.write_text('[{"id": "a"},', encoding="utf-8")
-    with pytest.raises(TranslateError, match=r"not valid JSON.*line 1.*JSON Lines"):
+    with pytest.raises(TranslateError, match=r"no es JSON válido.*línea 1.*JSON Lines"):
         load_rows(bad)
     scalar = tmp_path / "scalar.json"
     scalar.write_text('{"id": "a"}', encoding="utf-8")
-    with pytest.raises(TranslateError, match="not an array"):
+    with pytest.raises(TranslateError, match="no una lista de filas"):
         load_rows(scalar)
-    with pytest.raises(TranslateError, match="not found"):
+    with pytest.raises(TranslateError, match="No se encuentra"):
         load_rows(tmp_path / "missing.json")
     latin1 = tmp_path / "latin1.json"
     latin1.write_bytes('[{"id": "a", "value": "ni\u00f1o"}]'.encode("latin-1"))
-    with pytest.raises(TranslateError, match="not valid UTF-8"):
+    with pytest.raises(TranslateError, match="no es UTF-8 válido.*latin-1"):
         load_rows(latin1)
 
 

@@ -62,13 +62,14 @@ def cached_dir(name: str, build: Callable[[Path], None]) -> Path:
 
     The folder is built in a temporary sibling and renamed into place, so an interrupted
     build never leaves a half-written model behind and two processes building at once
-    both end up with a complete folder.
+    both end up with a complete folder.  ``name`` may hold subfolders (``"ct2/<key>"``).
     """
-    root = cache_dir()
-    target = root / name
+    target = cache_dir() / name
     if (target / ".complete").is_file():
         return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    root = target.parent
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
         build(tmp)
         (tmp / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"), encoding="utf-8")

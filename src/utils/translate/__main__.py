@@ -1,23 +1,62 @@
 """Command line of the translation engine.
 
-    python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|openai] [--chunk-size N] [--shard i/n] ...
-    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl
+    python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|ctranslate2|openai] [--chunk-size N] [--shard i/n] ...
+    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl [--force]
 
 Defaults come from the active profile (:mod:`utils.settings`, section ``translate``): in
 mini the seq2seq backend runs offline with no server and no download.  ``run`` resumes
 whatever ``OUT_DIR`` already holds; ``merge`` checks that the shards cover every row once.
-Exit codes: 0 done, 1 bad input or settings, 75 backend unavailable (run again to resume).
+Exit codes: 0 done; 1 bad input, settings or folder; 2 bad options; 75 stopped early
+(backend down, disk full, chunks left after transient failures: run the same command
+again to resume); 130 Ctrl-C (SIGINT); 143 SIGTERM.  Every error is one Spanish
+message on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
 EXIT_TEMPFAIL = 75
+RESUME = "vuelve a ejecutar el mismo comando para reanudar"
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the main thread is (never inside a commit)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _install_signal_handlers() -> None:
+    from utils.translate.store import interrupt
+
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:  # already stopping: let the report be written
+            return
+        received.append(signum)
+        interrupt(Interrupted(signum))
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} no es un número entero") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"debe ser un entero positivo (1 o más), no {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,23 +69,28 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="translate INPUT into OUT_DIR (resumes an interrupted run)",
         description="Translate a LLaVA .json/.jsonl file into OUT_DIR: chunk files, manifest.json, "
-        "quarantine.jsonl and report.json. Running it again resumes where it stopped.",
+        "commits.jsonl (one line per finished chunk), quarantine.jsonl and report.json. Running it again "
+        "resumes where it stopped (also after Ctrl-C, SIGTERM or a full disk).",
     )
     run.add_argument("input", metavar="INPUT", help="LLaVA .json (array) or .jsonl file")
     run.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if needed)")
     run.add_argument("--profile", choices=["mini", "full"], help="settings profile for defaults (default: active)")
-    run.add_argument("--backend", choices=["seq2seq", "openai"], help="seq2seq MT model or OpenAI-compatible chat endpoint")
+    run.add_argument("--backend", choices=["seq2seq", "ctranslate2", "openai"],
+                     help="seq2seq MT model, the same model on CTranslate2 (fast bulk inference) "
+                     "or OpenAI-compatible chat endpoint")
     run.add_argument("--model", help="model id (seq2seq: Hub id, folder or local:...; openai: served model name)")
-    run.add_argument("--chunk-size", type=int, help="rows per chunk file (the unit of resume)")
-    run.add_argument("--batch-size", type=int, help="segments per model call (openai: parallel requests)")
-    run.add_argument("--max-new-tokens", type=int, help="generation cap per segment")
-    run.add_argument("--num-beams", type=int, help="beam search width for seq2seq (1 = greedy)")
+    run.add_argument("--chunk-size", type=_positive_int, help="rows per chunk file (the unit of resume)")
+    run.add_argument("--batch-size", type=_positive_int, help="segments per model call (openai: parallel requests)")
+    run.add_argument("--max-new-tokens", type=_positive_int, help="generation cap per segment")
+    run.add_argument("--num-beams", type=_positive_int, help="beam search width for seq2seq (1 = greedy)")
     run.add_argument("--shard", default="0/1", help="translate part i of n (0-based), e.g. 0/4 (default 0/1)")
-    run.add_argument("--limit", type=int, default=None, help="only the first N rows of INPUT")
+    run.add_argument("--limit", type=_positive_int, default=None, help="only the first N rows of INPUT")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="seq2seq device")
     run.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                      help="seq2seq precision (auto: float16 on a GPU, bfloat16 on CPUs that compute it natively)")
-    run.add_argument("--threads", type=int, help="CPU threads for the seq2seq model (default: the idle cores)")
+    run.add_argument("--quantization", default="auto",
+                     help="ctranslate2 precision (auto: int8 on CPU, int8_float16 on a GPU; or float32...)")
+    run.add_argument("--threads", type=_positive_int, help="CPU threads for the seq2seq model (default: the idle cores)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     merge = sub.add_parser(
         "merge",
@@ -55,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         "RESULT.jsonl (translated rows) and RESULT.quarantine.jsonl.",
     )
     merge.add_argument("out_dirs", metavar="OUT_DIR", nargs="+", help="output folders of the shards")
-    merge.add_argument("result", metavar="RESULT.jsonl", help="merged output file")
+    merge.add_argument("result", metavar="RESULT.jsonl", help="merged output file (outside every OUT_DIR)")
+    merge.add_argument("--force", action="store_true", help="overwrite RESULT.jsonl if it already exists")
     return parser
 
 
@@ -63,11 +108,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from utils.settings import get_settings
     from utils.translate.backends import make_backend
     from utils.translate.engine import run_translation
-    from utils.translate.records import load_rows
-    from utils.translate.store import Shard
+    from utils.translate.records import check_usable, load_rows
+    from utils.translate.store import Shard, prepare_out_dir
 
     shard = Shard.parse(args.shard)  # cheap checks first: bad input fails before the model loads
     rows = load_rows(args.input, args.limit)
+    check_usable(rows, args.input)
+    prepare_out_dir(args.out_dir)
     settings = get_settings(args.profile)
     if settings.profile == "mini":
         from utils.notebook import go_offline
@@ -84,6 +131,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
         dtype=args.dtype,
         threads=args.threads or "auto",
+        quantization=args.quantization,
     )
     return run_translation(
         args.input,
@@ -97,30 +145,60 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _os_error(exc: OSError, command: str) -> tuple[str, int]:
+    """A Spanish message and exit code for a file-system error."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        saved = "Los bloques terminados están a salvo: " if command == "run" else "No se ha escrito nada a medias: "
+        return f"No queda espacio en el disco{where}. {saved}libera espacio y {RESUME}.", EXIT_TEMPFAIL
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"No se puede escribir{where}: {exc.strerror}. Usa una carpeta en la que puedas escribir.", 1
+    return f"Error de entrada/salida{where}: {exc.strerror or exc}. Corrige la causa y {RESUME}.", 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    from utils.errors import CourseError
     from utils.translate.engine import BackendUnavailableError, merge_outputs
-    from utils.translate.records import TranslateError
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("utils.translate").setLevel(logging.INFO)
+    _install_signal_handlers()
+    code = 0
     try:
         if args.command == "run":
             report = _run(args)
+            if report["chunks_deferred"]:
+                print(
+                    f"aviso: {len(report['chunks_deferred'])} bloque(s) no se guardaron porque el backend falló "
+                    f"de forma transitoria en algunas frases; {RESUME} (solo se traducen esos bloques).",
+                    file=sys.stderr,
+                )
+                code = EXIT_TEMPFAIL
             report = {k: v for k, v in report.items() if k != "qa"} | {
                 "qa_flag_counts_rows": report["qa"]["flag_counts_rows"]
             }
         else:
-            report = merge_outputs(args.out_dirs, args.result)
+            report = merge_outputs(args.out_dirs, args.result, force=args.force)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
+        saved = "Los bloques terminados están guardados" if args.command == "run" else "No se ha escrito nada a medias"
+        print(f"Interrumpido por {name}. {saved}: {RESUME}.", file=sys.stderr)
+        return 128 + int(signum)
     except BackendUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_TEMPFAIL
-    except TranslateError as exc:
+    except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        message, code = _os_error(exc, args.command)
+        print(f"error: {message}", file=sys.stderr)
+        return code
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0
+    return code
 
 
 if __name__ == "__main__":

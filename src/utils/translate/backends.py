@@ -7,6 +7,8 @@ A backend turns a list of English sentences into a list of Spanish ones, in orde
 * :class:`Seq2SeqBackend` — a transformers encoder-decoder MT model
   (``Helsinki-NLP/opus-mt-en-es`` by default, NLLB as an option), batched, on the GPU when
   there is one.
+* :class:`~utils.translate.ct2_backend.CTranslate2Backend` — the same MT model converted
+  to CTranslate2 (int8 on CPU), for bulk jobs.
 * :class:`ChatBackend` — any OpenAI-compatible chat endpoint (the course's llama.cpp
   server, vLLM, LM Studio, Ollama, OpenAI) with a translation prompt.
 
@@ -280,7 +282,7 @@ class ChatBackend:
 
 # --------------------------------------------------------------------------- factory
 
-BACKENDS = ("seq2seq", "openai")
+BACKENDS = ("seq2seq", "openai", "ctranslate2")
 
 
 def make_backend(
@@ -295,11 +297,14 @@ def make_backend(
     dtype: str = "auto",
     threads: int | Literal["auto"] | None = "auto",
     start_server: bool = True,
+    quantization: str = "auto",
 ) -> Backend:
     """Build the backend the profile's settings describe, with optional overrides.
 
     ``"seq2seq"`` loads ``settings.translate.mt_model_id`` (``local:`` ids are built
-    offline); ``"openai"`` talks to :func:`utils.llm_client.resolve_endpoint` — the
+    offline); ``"ctranslate2"`` runs the same model converted to CTranslate2
+    (``quantization``: int8 on CPU, int8_float16 on GPU, see
+    :mod:`utils.translate.ct2_backend`); ``"openai"`` talks to :func:`utils.llm_client.resolve_endpoint` — the
     course's llama.cpp server (started if needed) unless ``LLM_BASE_URL`` is set.
 
     Raises:
@@ -308,18 +313,23 @@ def make_backend(
     settings = settings or get_settings()
     cfg: TranslateSettings = settings.translate
     kind = kind or cfg.backend
-    if kind == "seq2seq":
+    if kind in ("seq2seq", "ctranslate2"):
         from utils.assets import resolve_model
 
-        return Seq2SeqBackend(
-            resolve_model(model or cfg.mt_model_id),
-            batch_size=batch_size or cfg.batch_size,
-            max_new_tokens=max_new_tokens or cfg.max_new_tokens,
-            num_beams=num_beams or cfg.num_beams,
-            device=device,
-            dtype=dtype,
-            threads=threads,
-        )
+        common: dict[str, Any] = {
+            "batch_size": batch_size or cfg.batch_size,
+            "max_new_tokens": max_new_tokens or cfg.max_new_tokens,
+            "num_beams": num_beams or cfg.num_beams,
+            "device": device,
+            "threads": threads,
+        }
+        if kind == "ctranslate2":
+            from utils.translate.ct2_backend import CTranslate2Backend, check_quantization, resolve_device
+
+            if quantization != "auto":  # a typo fails before the model id is resolved or built
+                check_quantization(quantization, resolve_device(device))
+            return CTranslate2Backend(resolve_model(model or cfg.mt_model_id), quantization=quantization, **common)
+        return Seq2SeqBackend(resolve_model(model or cfg.mt_model_id), dtype=dtype, **common)
     if kind == "openai":
         from utils.llm_client import make_client, resolve_endpoint
 

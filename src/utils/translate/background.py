@@ -11,7 +11,6 @@ machine dies: ``kill -9`` gives the process no chance to clean up.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import utils
 from utils.translate.records import TranslateError
-from utils.translate.store import MANIFEST
+from utils.translate.store import read_commit_log
 
 
 def start_background_run(input_path: Path | str, out_dir: Path | str, *args: str) -> subprocess.Popen[bytes]:
@@ -37,19 +36,25 @@ def start_background_run(input_path: Path | str, out_dir: Path | str, *args: str
 
 
 def committed_chunks(out_dir: Path | str) -> int:
-    """How many chunks the manifest of ``out_dir`` lists as finished (0 if none yet)."""
+    """How many chunks the commit log of ``out_dir`` lists as finished (0 if none yet)."""
     try:
-        manifest = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return len({entry["chunk"] for entry in read_commit_log(out_dir)})
+    except (OSError, ValueError, KeyError, TranslateError):
         return 0
-    return len(manifest.get("chunks", {}))
 
 
 def kill_after_chunks(
-    proc: subprocess.Popen[bytes], out_dir: Path | str, chunks: int, *, delay: float = 0.0, timeout: float = 600
+    proc: subprocess.Popen[bytes],
+    out_dir: Path | str,
+    chunks: int,
+    *,
+    delay: float = 0.0,
+    timeout: float = 600,
+    sig: int = signal.SIGKILL,
 ) -> int:
-    """Send SIGKILL to ``proc`` once ``chunks`` chunks are committed (plus ``delay`` seconds,
-    to land in the middle of the next chunk); return how many chunks were committed by then.
+    """Send ``sig`` (default SIGKILL) to ``proc`` once ``chunks`` chunks are committed (plus
+    ``delay`` seconds, to land in the middle of the next chunk), wait for it to exit and
+    return how many chunks were committed by then.
 
     Raises:
         TranslateError: if the process exits first or nothing happens within ``timeout``
@@ -62,9 +67,11 @@ def kill_after_chunks(
             proc.wait()
             log = Path(out_dir).with_suffix(".log")
             tail = log.read_text(encoding="utf-8", errors="replace")[-1500:] if log.exists() else ""
-            raise TranslateError(f"The background run stopped before committing {chunks} chunks. Log:\n{tail}")
+            raise TranslateError(
+                f"La ejecución en segundo plano terminó antes de guardar {chunks} bloques. Registro:\n{tail}"
+            )
         time.sleep(0.05)
     time.sleep(delay)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=timeout)
     return committed_chunks(out_dir)

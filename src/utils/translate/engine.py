@@ -21,6 +21,13 @@ How one chunk is translated:
    :class:`BackendUnavailableError`, losing nothing already committed;
 5. a translation that lost a protected span is redone piece by piece;
 6. rows are rebuilt, checked (:mod:`utils.translate.quality`) and committed atomically.
+
+A chunk where a sentence failed only *transiently* (timeouts, 429/5xx, dropped
+connections, retries exhausted) is not committed: the run goes on with the next chunk and
+the next run translates it again (its other sentences come from the cache).  Only after
+``max_transient_deferrals`` runs in a row hit the same failure are those rows quarantined
+for good.  Malformed rows and inputs the backend rejects (permanent errors) are
+quarantined at once.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from utils.translate.quality import QAConfig, check_rows, merge_summaries, summa
 from utils.translate.records import (
     TranslateError,
     ValidRow,
+    check_usable,
     file_sha256,
     load_rows,
     quarantine_entry,
@@ -65,6 +73,7 @@ from utils.translate.store import (
     atomic_write_json,
     atomic_writer,
     jsonl_bytes,
+    load_manifest,
     read_jsonl,
 )
 
@@ -82,6 +91,7 @@ class Failure:
     """A sentence the backend could not translate, and why."""
 
     reason: str
+    transient: bool = False  # retries exhausted on a failure that may pass (worth another run)
 
 
 # --------------------------------------------------------------------------- sentences
@@ -150,7 +160,7 @@ class SegmentTranslator:
 
     def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self.stats["retries"] += 1
-        log.info("backend call failed (%s: %s); retry %d in %.2f s", type(exc).__name__, exc, attempt + 1, delay)
+        log.info("falló una llamada al backend (%s: %s); reintento %d en %.2f s", type(exc).__name__, exc, attempt + 1, delay)
 
     def _batch(self, batch: list[str]) -> dict[str, str | Failure]:
         try:
@@ -163,15 +173,15 @@ class SegmentTranslator:
             self.consecutive_failures += 1
             kind = "transient, attempts exhausted" if is_transient(exc) else "permanent"
             reason = f"{type(exc).__name__} ({kind}): {str(exc)[:200]}"
-            log.warning("sentence failed for good: %s", reason)
+            log.warning("una frase no se pudo traducir: %s", reason)
             if self.consecutive_failures >= self.max_consecutive_failures:
                 raise BackendUnavailableError(
-                    f"The backend failed on {self.consecutive_failures} sentences in a row (last: {reason}). "
-                    "It looks down or misconfigured. Finished chunks are safe: fix the backend and run the "
-                    "same command again to resume."
+                    f"El backend falló en {self.consecutive_failures} frases seguidas (la última: {reason}). "
+                    "Parece caído o mal configurado. Los bloques terminados están a salvo: arregla el backend "
+                    "y vuelve a ejecutar el mismo comando para reanudar."
                 ) from exc
             self.stats["failed"] += 1
-            return {batch[0]: Failure(reason)}
+            return {batch[0]: Failure(reason, transient=is_transient(exc))}
         self.consecutive_failures = 0
         return dict(zip(batch, outputs, strict=True))
 
@@ -247,6 +257,7 @@ class ChunkOutput:
     quarantined: list[dict[str, Any]]
     stats: dict[str, Any]
     qa: dict[str, Any]
+    transient_failures: int = 0  # rows in ``quarantined`` only because of transient backend failures
 
 
 def translate_chunk(
@@ -276,6 +287,7 @@ def translate_chunk(
     segments = [s for tpls in templates.values() for tpl in tpls for s in tpl.segments]
     final = resolve_segments(segments, translator, stats) if segments else {}
     rows: list[dict[str, Any]] = []
+    transient_rows = 0
     for row in valid:
         values: list[str] = []
         failure: Failure | None = None
@@ -286,6 +298,7 @@ def translate_chunk(
                 break
             values.append(template.render([o for o in outputs if isinstance(o, str)]))
         if failure is not None:
+            transient_rows += failure.transient
             quarantined.append(quarantine_entry(row.raw, row.index, f"translation failed: {failure.reason}"))
         else:
             rows.append(translated_row(row, values))
@@ -306,7 +319,7 @@ def translate_chunk(
         "backend_s": round(delta["backend_ms"] / 1000, 3),
         "seconds": round(seconds, 3),
     }
-    return ChunkOutput(rows, quarantined, chunk_stats, summarize(check_rows(rows, qa_config)))
+    return ChunkOutput(rows, quarantined, chunk_stats, summarize(check_rows(rows, qa_config)), transient_rows)
 
 
 # --------------------------------------------------------------------------- runs
@@ -330,6 +343,7 @@ def run_translation(
     qa_config: QAConfig = QAConfig(),
     retry: RetryPolicy = DEFAULT_RETRY,
     max_consecutive_failures: int = 5,
+    max_transient_deferrals: int = 3,
     progress: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     rows: list[Any] | None = None,
@@ -338,30 +352,34 @@ def run_translation(
 
     Args:
         input_path: LLaVA ``.json`` (array) or ``.jsonl`` file.
-        out_dir: output folder (chunks, manifest, cache, quarantine, report).
+        out_dir: output folder (chunks, commit log, cache, quarantine, report).
         backend: see :mod:`utils.translate.backends`.
         chunk_size: rows per chunk file (the unit of resume).
         shard: ``Shard(i, n)`` or ``"i/n"``: translate only chunks ``k`` with ``k % n == i``.
         limit: only the first ``limit`` rows of the input (``None``/0: all).
         rules / qa_config / retry: protection, quality and retry settings.
         max_consecutive_failures: isolated failures in a row before stopping.
+        max_transient_deferrals: runs that may leave a chunk for later because of transient
+            backend failures; the next one quarantines those rows for good.
         progress: show a progress bar with rows/s, segments/s and ETA.
         rows: ``load_rows(input_path, limit)`` if the caller already read them (the CLI
             reads the input before loading the model, to report bad input quickly).
 
     Returns:
-        The report (also saved as ``out_dir/report.json``).
+        The report (also saved as ``out_dir/report.json``).  ``complete`` is false when
+        chunks were left for the next run (``chunks_deferred``): run the same call again.
 
     Raises:
         TranslateError: bad input, or ``out_dir`` holds a run with other settings.
         BackendUnavailableError: the backend is down (re-run the same call to resume).
     """
     if chunk_size < 1:
-        raise TranslateError(f"chunk_size must be at least 1, got {chunk_size}.")
+        raise TranslateError(f"chunk_size debe ser al menos 1 (recibido: {chunk_size}).")
     started = time.perf_counter()
     input_path, out_dir = Path(input_path), Path(out_dir)
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     objects = rows if rows is not None else load_rows(input_path, limit)
+    check_usable(objects, input_path)
     identity = RunIdentity(
         input_sha256=file_sha256(input_path),
         input_name=input_path.name,
@@ -371,11 +389,15 @@ def run_translation(
         backend=backend.name,
     )
     store = ChunkStore(out_dir, identity)
+    try:
+        cache = TranslationCache(out_dir / "cache.sqlite", backend.name)
+    except BaseException:
+        store.close()
+        raise
     resumed = sum(1 for k in identity.my_chunks() if store.is_done(k))
     pending = store.pending()
     if resumed:
-        log.info("resuming: %d chunk(s) already done, %d to go", resumed, len(pending))
-    cache = TranslationCache(out_dir / "cache.sqlite", backend.name)
+        log.info("reanudando: %d bloque(s) ya hechos, %d por hacer", resumed, len(pending))
     translator = SegmentTranslator(
         backend, cache, retry=retry, max_consecutive_failures=max_consecutive_failures, sleep=sleep
     )
@@ -392,22 +414,49 @@ def run_translation(
         bar.set_postfix(seg_s=f"{rate:.1f}", cache=f"{len(translator.memory)}", refresh=True)
 
     this_run = 0
+    deferred: list[int] = []
+    failed: BaseException | None = None
     try:
         for chunk in pending:
             start, end = identity.chunk_rows(chunk)
             output = translate_chunk(
                 objects[start:end], start, translator, rules=rules, qa_config=qa_config, on_batch=on_batch
             )
+            if output.transient_failures and store.deferrals.get(chunk, 0) < max_transient_deferrals:
+                runs = store.defer(chunk, f"{output.transient_failures} fila(s) con fallos transitorios del backend")
+                deferred.append(chunk)
+                log.warning(
+                    "bloque %d: %d fila(s) fallaron por errores transitorios del backend; el bloque no se guarda "
+                    "y se traducirá de nuevo en la próxima ejecución (%d de %d)",
+                    chunk, output.transient_failures, runs, max_transient_deferrals,
+                )
+                continue
             store.commit(chunk, output.rows, output.quarantined, output.stats, output.qa)
             this_run += 1
             bar.update(end - start)
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
         bar.close()
         cache.close()
-        report = build_report(store, started=started, this_run=this_run, resumed=resumed, input_path=input_path)
-        write_quarantine(out_dir / "quarantine.jsonl", store)
-        atomic_write_json(out_dir / "report.json", report)
-        store.close()
+        try:  # the report lists exactly the chunks of the commit log
+            report = build_report(
+                store, started=started, this_run=this_run, resumed=resumed, input_path=input_path, deferred=deferred
+            )
+            write_quarantine(out_dir / "quarantine.jsonl", store)
+            atomic_write_json(out_dir / "report.json", report)
+        except OSError as exc:
+            if failed is None:
+                raise
+            log.warning("no se pudo escribir el informe en %s: %s", out_dir, exc)  # e.g. the disk is still full
+        finally:
+            store.close()
+    if deferred:
+        log.warning(
+            "%d bloque(s) quedan pendientes por fallos transitorios del backend (%s): vuelve a ejecutar el "
+            "mismo comando para reanudar", len(deferred), _short(deferred),
+        )
     return report
 
 
@@ -419,7 +468,13 @@ def write_quarantine(path: Path, store: ChunkStore) -> None:
 
 
 def build_report(
-    store: ChunkStore, *, started: float, this_run: int, resumed: int, input_path: Path
+    store: ChunkStore,
+    *,
+    started: float,
+    this_run: int,
+    resumed: int,
+    input_path: Path,
+    deferred: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Totals over every committed chunk of ``store`` plus this invocation's timing."""
     identity = store.identity
@@ -440,6 +495,7 @@ def build_report(
         "chunks_done": len(records),
         "chunks_resumed": resumed,
         "chunks_this_run": this_run,
+        "chunks_deferred": list(deferred),
         "rows_in": rows_in,
         "rows_translated": sum(r.translated for r in records),
         "rows_quarantined": sum(r.quarantined for r in records),
@@ -455,40 +511,89 @@ def build_report(
         "backend_s": round(total["backend_s"], 2),
         "segments_per_s": round(segments / total["seconds"], 2) if total["seconds"] else None,
         "wall_s": round(time.perf_counter() - started, 2),
-        "qa": merge_summaries(r.qa for r in records),
+        "qa": merge_summaries(store.qa(r) for r in records),
     }
 
 
 # --------------------------------------------------------------------------- merge
 
 
-def merge_outputs(out_dirs: Sequence[Path | str], result_path: Path | str) -> dict[str, Any]:
+def result_paths(result_path: Path | str) -> tuple[Path, Path]:
+    """``RESULT.jsonl`` and its companion ``RESULT.quarantine.jsonl``."""
+    result_path = Path(result_path)
+    return result_path, result_path.with_name(result_path.name.removesuffix(".jsonl") + ".quarantine.jsonl")
+
+
+def check_merge_target(result_path: Path | str, out_dirs: Sequence[Path | str], *, force: bool = False) -> None:
+    """Refuse a merge result that would destroy data.
+
+    ``RESULT`` (and its ``.quarantine.jsonl``) must not lie inside an output folder nor be
+    the run's input file, and must not exist already unless ``force``.
+
+    Raises:
+        TranslateError: saying which path and what to pass instead.
+    """
+    folders = [Path(d).resolve() for d in out_dirs]
+    inputs = set()
+    for folder in folders:
+        try:
+            inputs.add(load_manifest(folder)["run"]["input_sha256"])
+        except TranslateError:
+            pass  # reported by the merge itself
+    for path in result_paths(result_path):
+        resolved = path.resolve()
+        for folder in folders:
+            if resolved == folder or folder in resolved.parents:
+                raise TranslateError(
+                    f"El resultado {path} está dentro de la carpeta de salida {folder}: escribirlo ahí "
+                    "estropearía esa carpeta (su manifiesto, sus bloques). Elige un fichero fuera de las "
+                    "carpetas que fusionas, p. ej. llava_es.jsonl."
+                )
+        if path.is_dir():
+            raise TranslateError(f"{path} es una carpeta; el resultado debe ser un fichero, p. ej. {path}/llava_es.jsonl.")
+        if not path.exists():
+            continue
+        if path.is_file() and file_sha256(path) in inputs:
+            raise TranslateError(
+                f"{path} es el fichero de entrada de la traducción: la fusión lo sobrescribiría. "
+                "Elige otro nombre para el resultado, p. ej. llava_es.jsonl."
+            )
+        if not force:
+            raise TranslateError(
+                f"{path} ya existe y la fusión lo sobrescribiría. Elige otro nombre, bórralo tú, o pasa "
+                "--force (force=True en Python) si de verdad quieres reemplazarlo."
+            )
+
+
+def merge_outputs(out_dirs: Sequence[Path | str], result_path: Path | str, *, force: bool = False) -> dict[str, Any]:
     """Join the chunks of one or more output folders (shards) into one JSON Lines file.
 
     Checks that the folders belong to the same run (same input, chunk size, backend and
     number of shards), that every chunk is present exactly once and intact, and that every
     input row is accounted for exactly once (translated or quarantined).  Writes
-    ``RESULT.jsonl`` and ``RESULT.quarantine.jsonl`` atomically.
+    ``RESULT.jsonl`` and ``RESULT.quarantine.jsonl`` atomically, and refuses to overwrite
+    an existing file (unless ``force``), the run's input or anything inside an output folder.
 
     Raises:
         TranslateError: naming the missing or duplicated chunks and what to run.
     """
     if not out_dirs:
-        raise TranslateError("merge needs at least one output folder.")
+        raise TranslateError("merge necesita al menos una carpeta de salida.")
     stores = [ChunkStore.open(d) for d in out_dirs]
+    check_merge_target(result_path, out_dirs, force=force)
     first = stores[0].identity
     for store in stores[1:]:
         other = store.identity
         for key in ("input_sha256", "total_rows", "chunk_size", "backend"):
             if getattr(other, key) != getattr(first, key):
                 raise TranslateError(
-                    f"{store.out_dir} and {stores[0].out_dir} come from different runs ({key} differs); "
-                    "merge only the shards of one run."
+                    f"{store.out_dir} y {stores[0].out_dir} son de ejecuciones distintas (difiere {key}); "
+                    "fusiona solo las partes de una misma ejecución."
                 )
         if other.shard.count != first.shard.count:
             raise TranslateError(
-                f"{store.out_dir} is shard {other.shard} but {stores[0].out_dir} is shard {first.shard}: "
-                "all shards must split the input in the same number of parts."
+                f"{store.out_dir} es la parte {other.shard} pero {stores[0].out_dir} es la parte {first.shard}: "
+                "todas las partes deben dividir la entrada en el mismo número de trozos."
             )
     owners: dict[int, list[ChunkStore]] = {}
     for store in stores:
@@ -496,16 +601,17 @@ def merge_outputs(out_dirs: Sequence[Path | str], result_path: Path | str) -> di
             owners.setdefault(chunk, []).append(store)
     duplicated = {k: [str(s.out_dir) for s in v] for k, v in owners.items() if len(v) > 1}
     if duplicated:
-        raise TranslateError(f"Chunks present in more than one folder: {duplicated}. Pass each shard folder once.")
+        raise TranslateError(
+            f"Hay bloques en más de una carpeta: {duplicated}. Pasa la carpeta de cada parte una sola vez."
+        )
     missing = [k for k in range(first.chunks_total) if k not in owners]
     if missing:
         shards = sorted({str(Shard(k % first.shard.count, first.shard.count)) for k in missing})
         raise TranslateError(
-            f"{len(missing)} of {first.chunks_total} chunks are missing ({_short(missing)}). Run shard(s) "
-            f"{', '.join(shards)} again with the same command (they resume) and pass their folders to merge."
+            f"Faltan {len(missing)} de {first.chunks_total} bloques ({_short(missing)}). Vuelve a ejecutar "
+            f"la(s) parte(s) {', '.join(shards)} con el mismo comando (se reanudan) y pasa sus carpetas a merge."
         )
-    result_path = Path(result_path)
-    quarantine_path = result_path.with_name(result_path.name.removesuffix(".jsonl") + ".quarantine.jsonl")
+    result_path, quarantine_path = result_paths(result_path)
     seen: Counter[int] = Counter()
     rows = quarantined = 0
     with atomic_writer(result_path) as out, atomic_writer(quarantine_path) as qout:
@@ -524,8 +630,9 @@ def merge_outputs(out_dirs: Sequence[Path | str], result_path: Path | str) -> di
         absent = sorted(set(range(first.total_rows)) - set(seen))
         if twice or absent:  # raising here leaves the previous result files untouched
             raise TranslateError(
-                f"Row coverage check failed: rows seen twice {_short(twice)}, rows missing {_short(absent)}. "
-                "The chunk files do not match the manifest; delete the affected chunks and resume."
+                f"La comprobación de cobertura falló: filas repetidas {_short(twice)}, filas que faltan "
+                f"{_short(absent)}. Los bloques no coinciden con el registro de la carpeta; borra los bloques "
+                "afectados y reanuda."
             )
     return {
         "result": str(result_path),

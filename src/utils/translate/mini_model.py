@@ -22,12 +22,14 @@ from utils.assets import cached_dir
 from utils.paths import data_dir
 
 #: Bump when the build changes, so caches rebuild.
-CACHE_TAG = "opus-mt-en-es-random-v1"
+CACHE_TAG = "opus-mt-en-es-random-v2"  # v2: vocab.json fills every id up to <pad>
 #: The mini data whose English text trains the tokenizer.
 TOKENIZER_CORPUS = "llava_instruct_mini.json"
 TOKENIZER_VOCAB = 4000
 SEED = 0
 
+#: Id of ``<pad>`` (also the decoder start), the last row of the 65,001-token output layer.
+PAD_ID = 65000
 #: Values of ``Helsinki-NLP/opus-mt-en-es``'s config.json (architecture and special ids).
 OPUS_MT_EN_ES_CONFIG: dict[str, object] = {
     "vocab_size": 65001,
@@ -89,6 +91,21 @@ def _train_sentencepiece(lines: list[str]) -> bytes:
     return model.getvalue()
 
 
+def marian_vocab(pieces: list[str]) -> dict[str, int]:
+    """The ``vocab.json`` of the mini model: one token for every id of the output layer.
+
+    Same special ids as the real opus-mt-en-es ``vocab.json`` (``</s>`` = 0, ``<unk>`` = 1,
+    ``<pad>`` = 65000); the trained pieces follow, and the ids the small SentencePiece model
+    does not use are filled with ``<unused_N>`` tokens (never produced by the tokenizer, never
+    generated: the output bias blocks them).  Without them the vocabulary would hold ~1,000
+    tokens for a 65,001-row embedding, which converters such as CTranslate2's refuse.
+    """
+    vocab = {"</s>": 0, "<unk>": 1, **{piece: i + 2 for i, piece in enumerate(pieces)}}
+    vocab |= {f"<unused_{i}>": i for i in range(len(vocab), PAD_ID)}
+    vocab["<pad>"] = PAD_ID
+    return vocab
+
+
 def build_opus_mt_en_es_random(out: Path) -> None:
     """Write a MarianMTModel (opus-mt-en-es config, random weights) and its tokenizer to ``out``."""
     import sentencepiece as spm
@@ -100,8 +117,7 @@ def build_opus_mt_en_es_random(out: Path) -> None:
         (out / name).write_bytes(spm_bytes)
     processor = spm.SentencePieceProcessor(model_proto=spm_bytes)
     pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size()) if processor.id_to_piece(i) != "<unk>"]
-    # Same special ids as the real vocab.json: </s>=0, <unk>=1, ..., <pad>=65000.
-    vocab = {"</s>": 0, "<unk>": 1, **{piece: i + 2 for i, piece in enumerate(pieces)}, "<pad>": 65000}
+    vocab = marian_vocab(pieces)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     with warnings.catch_warnings():  # it recommends sacremoses, which only normalizes punctuation
         warnings.filterwarnings("ignore", message=".*sacremoses.*")
@@ -119,8 +135,8 @@ def build_opus_mt_en_es_random(out: Path) -> None:
     # Random weights would mostly pick ids beyond our small vocabulary (decoded as nothing);
     # the output bias keeps generation inside it, as a trained model's would.
     with torch.no_grad():
-        model.final_logits_bias[:, len(vocab) - 1 : 65000] = -1e4
-        model.final_logits_bias[:, 65000] = -1e4
+        model.final_logits_bias[:, len(pieces) + 2 : PAD_ID] = -1e4
+        model.final_logits_bias[:, PAD_ID] = -1e4
     model.generation_config = GenerationConfig(
         decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
     )

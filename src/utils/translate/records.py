@@ -72,26 +72,57 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _refuse_utf16(path: Path) -> None:
+    """Stop early with a clear message when ``path`` is UTF-16 (or UTF-32) text."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(_UTF16_BOMS) or b"\x00" in head:
+        raise TranslateError(
+            f"{path} parece estar en UTF-16 (tiene bytes nulos o la marca de UTF-16 al principio), no en "
+            "UTF-8. Guárdalo como «UTF-8» (en el Bloc de notas: Guardar como → Codificación UTF-8; en "
+            f"Python: `open(destino, 'w', encoding='utf-8')`) y vuelve a ejecutar el comando."
+        )
+
+
+def _not_utf8_hint(data: bytes) -> str:
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "Vuelve a guardarlo como UTF-8."
+    return "Parece latin-1/Windows-1252: vuelve a guardarlo como UTF-8."
+
+
 def load_rows(path: Path | str, limit: int | None = None) -> list[Any]:
     """Read LLaVA rows from a ``.json`` array or a ``.jsonl`` file.
 
     JSON Lines lines that are not valid JSON come back as :class:`Malformed` so that one
-    bad line does not stop the job (blank lines are skipped).
+    bad line does not stop the job (blank lines are skipped).  Lines end at ``\n`` only:
+    U+2028 or U+0085 inside a JSON string do not split a row.  A UTF-8 byte-order mark
+    (Excel writes one) is accepted.
 
     Args:
         path: the input file.
         limit: keep only the first ``limit`` rows (``None`` or 0: all).
 
     Raises:
-        TranslateError: the file is missing, or a ``.json`` file is not a valid JSON array.
+        TranslateError: the file is missing or UTF-16, a ``.json`` file is not a valid
+            UTF-8 JSON array, or ``limit`` is negative.
     """
     path = Path(path)
+    if limit is not None and limit < 0:
+        raise TranslateError(f"limit={limit} no es válido: usa un número de filas positivo (o nada para todas).")
     if not path.is_file():
-        raise TranslateError(f"Input file not found: {path}. Pass the path of a LLaVA .json or .jsonl file.")
+        raise TranslateError(
+            f"No se encuentra el fichero de entrada {path}. Pasa la ruta de un fichero LLaVA .json o .jsonl."
+        )
+    _refuse_utf16(path)
     rows: list[Any]
     if path.suffix.lower() in {".jsonl", ".ndjson"}:
         rows = []
-        with path.open("rb") as handle:
+        with path.open("rb") as handle:  # binary: iteration splits on b"\n" only
             for number, raw in enumerate(handle, start=1):
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate a byte-order mark
@@ -107,25 +138,58 @@ def load_rows(path: Path | str, limit: int | None = None) -> list[Any]:
                 if limit and len(rows) >= limit:
                     break
         return rows
+    raw_bytes = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: tolerate a byte-order mark
+        data = json.loads(raw_bytes.decode("utf-8-sig"))  # -sig: tolerate a byte-order mark
     except UnicodeDecodeError as exc:
         raise TranslateError(
-            f"{path} is not valid UTF-8 (byte {exc.start}). Re-save it as UTF-8, or convert it to "
-            "JSON Lines so that the damaged rows are quarantined one by one."
+            f"{path} no es UTF-8 válido (byte {exc.start}). {_not_utf8_hint(raw_bytes)} "
+            "O conviértelo a JSON Lines para que las filas dañadas vayan a cuarentena una a una."
         ) from None
     except json.JSONDecodeError as exc:
         raise TranslateError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
-            "Fix the file, or convert it to JSON Lines (.jsonl) so that bad rows are quarantined "
-            "one by one instead of stopping the job."
+            f"{path} no es JSON válido: {exc.msg} en la línea {exc.lineno}, columna {exc.colno}. "
+            "Corrige el fichero, o conviértelo a JSON Lines (.jsonl) para que las filas malas vayan a "
+            "cuarentena una a una en vez de detener el trabajo."
+        ) from None
+    except RecursionError:
+        raise TranslateError(
+            f"{path} tiene estructuras JSON anidadas a demasiada profundidad para leerlas. "
+            "Una fila LLaVA solo tiene dos niveles (fila → turnos): revisa el fichero."
         ) from None
     if not isinstance(data, list):
         raise TranslateError(
-            f"{path} holds a JSON {type(data).__name__}, not an array of rows. LLaVA files are "
+            f"{path} contiene un {type(data).__name__} de JSON, no una lista de filas. Los ficheros LLaVA son "
             '`[{"id": ..., "conversations": [...]}, ...]`.'
         )
     return data[:limit] if limit else data
+
+
+def check_usable(rows: Sequence[Any], path: Path | str) -> None:
+    """Refuse an input with no row at all, or with no row that could be translated.
+
+    A run over such a file would finish "complete" with nothing translated.
+
+    Raises:
+        TranslateError: naming the file and the first reasons.
+    """
+    if not rows:
+        raise TranslateError(
+            f"{path} no tiene ninguna fila (¿fichero vacío, o --limit demasiado pequeño?). "
+            "Pasa un fichero LLaVA con filas."
+        )
+    reasons: list[str] = []
+    for index, obj in enumerate(rows):
+        parsed = validate_row(obj, index)
+        if not isinstance(parsed, str):
+            return
+        if len(reasons) < 3:
+            reasons.append(f"fila {index}: {parsed}")
+    raise TranslateError(
+        f"Ninguna de las {len(rows)} filas de {path} es una fila LLaVA válida, así que no hay nada que "
+        f"traducir. Primeros motivos: {'; '.join(reasons)}. ¿Es el fichero correcto (JSON/JSON Lines "
+        "en UTF-8, con `id` y `conversations`)?"
+    )
 
 
 def input_file(cfg: TranslateSettings) -> Path:
