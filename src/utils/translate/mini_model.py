@@ -69,14 +69,14 @@ def _corpus_lines() -> list[str]:
     return lines
 
 
-def _train_sentencepiece(lines: list[str]) -> bytes:
+def _train_sentencepiece(lines: list[str], vocab_size: int = TOKENIZER_VOCAB) -> bytes:
     import sentencepiece as spm
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=model,
-        vocab_size=TOKENIZER_VOCAB,
+        vocab_size=vocab_size,
         hard_vocab_limit=False,  # a small corpus yields fewer pieces; that is fine
         model_type="unigram",
         character_coverage=1.0,
@@ -89,13 +89,16 @@ def _train_sentencepiece(lines: list[str]) -> bytes:
     return model.getvalue()
 
 
-def build_opus_mt_en_es_random(out: Path) -> None:
-    """Write a MarianMTModel (opus-mt-en-es config, random weights) and its tokenizer to ``out``."""
-    import sentencepiece as spm
-    import torch
-    from transformers import GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer
+def write_marian_tokenizer(out: Path, lines: list[str], vocab_size: int = TOKENIZER_VOCAB):
+    """Train a SentencePiece model on ``lines`` and save a MarianTokenizer with opus-mt's special ids.
 
-    spm_bytes = _train_sentencepiece(_corpus_lines())
+    Returns the tokenizer; its ``vocab.json`` has ``</s>``=0, ``<unk>``=1 and ``<pad>``=65000,
+    like the real ``Helsinki-NLP/opus-mt-en-es`` vocabulary.
+    """
+    import sentencepiece as spm
+    from transformers import MarianTokenizer
+
+    spm_bytes = _train_sentencepiece(lines, vocab_size)
     for name in ("source.spm", "target.spm"):
         (out / name).write_bytes(spm_bytes)
     processor = spm.SentencePieceProcessor(model_proto=spm_bytes)
@@ -113,6 +116,25 @@ def build_opus_mt_en_es_random(out: Path) -> None:
             target_lang="spa",
         )
     tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def opus_mt_generation_config():
+    """The real model's generation_config.json (special ids, 4 beams, max_length 512, no <pad>)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
+    )
+
+
+def build_opus_mt_en_es_random(out: Path) -> None:
+    """Write a MarianMTModel (opus-mt-en-es config, random weights) and its tokenizer to ``out``."""
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
+    tokenizer = write_marian_tokenizer(out, _corpus_lines())
+    vocab = tokenizer.get_vocab()
 
     torch.manual_seed(SEED)
     model = MarianMTModel(MarianConfig(**OPUS_MT_EN_ES_CONFIG)).eval()
@@ -121,9 +143,7 @@ def build_opus_mt_en_es_random(out: Path) -> None:
     with torch.no_grad():
         model.final_logits_bias[:, len(vocab) - 1 : 65000] = -1e4
         model.final_logits_bias[:, 65000] = -1e4
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
-    )
+    model.generation_config = opus_mt_generation_config()
     model.save_pretrained(out)
 
 
