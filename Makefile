@@ -4,7 +4,8 @@
 #   make rehearse ensaya el perfil full de los 5 cuadernos en CPU, con un Hub local de sustitutos
 #   make lab      abre JupyterLab en notebooks/
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# Python 3.11, 3.12 or 3.13; empty: scripts/setup picks the first one it finds and says which.
+PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp

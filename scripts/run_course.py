@@ -57,13 +57,33 @@ def run_notebook(src: Path, dst: Path, timeout: int) -> tuple[bool, float, str]:
     return ok, elapsed, error
 
 
-def format_values(values: dict, limit: int = 8) -> str:
-    """The first numeric figures of a results file, compactly."""
+#: The figures each notebook is about, in the order the summary shows them.
+HEADLINES: dict[str, tuple[str, ...]] = {
+    "01": ("seq2seq_rows_translated", "seq2seq_rows_quarantined", "seq2seq_segments_per_s", "seq2seq_cache_hit_rate"),
+    "02": ("final_sft", "final_dpo", "judge_reviewer_agreement"),
+    "03": ("chrf_base", "chrf_good", "chrf_bad", "chrf_gap", "bleu_good", "bleu_bad"),
+    "04": ("acc_before", "acc_after", "acc_majority", "merge_outputs_equal"),
+    "05": ("json_valid_first_try", "json_valid_after_repair", "json_invalid", "chat_turns"),
+}
+
+
+def _fmt(key: str, value: object) -> str:
+    if isinstance(value, float):
+        return f"{key}={value:.3g}"
+    return f"{key}={value}"
+
+
+def format_values(values: dict, headline: tuple[str, ...] = (), limit: int = 8) -> str:
+    """The notebook's headline figures (``HEADLINES``), or its first numeric ones if none recorded."""
+    shown = [_fmt(k, values[k]) for k in headline if k in values]
+    missing = [k for k in headline if k not in values]
+    if shown:
+        return ", ".join(shown) + (f" (sin medir: {', '.join(missing)})" if missing else "")
     items = []
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, NUMERIC):
             continue
-        items.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+        items.append(_fmt(key, value))
         if len(items) == limit:
             break
     return ", ".join(items)
@@ -85,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"▶ {info.filename} …", flush=True)
         ok, seconds, error = run_notebook(ROOT / info.repo_path, args.out / info.filename, args.timeout)
         results = load_results(info.name) or {}
-        rows.append((info.name, ok, seconds, error or format_values(results.get("values", {}))))
+        values = results.get("values", {})
+        rows.append((info.name, ok, seconds, error or format_values(values, HEADLINES.get(info.name[:2], ()))))
         print(f"  {'ok' if ok else 'FAILED'} in {seconds:.0f} s", flush=True)
     total = time.perf_counter() - total
 

@@ -218,13 +218,13 @@ def test_web_ui_shows_a_pushed_record(client, datasets, repo_root):
 
 def test_bad_port_and_busy_port_are_actionable(monkeypatch, isolated_build):
     monkeypatch.setenv("COURSE_ARGILLA_PORT", "69000")
-    with pytest.raises(ArgillaServerError, match="COURSE_ARGILLA_PORT='69000' is not a port"):
+    with pytest.raises(ArgillaServerError, match="COURSE_ARGILLA_PORT='69000' no es un número de puerto"):
         argilla_server.default_config()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         monkeypatch.setenv("COURSE_ARGILLA_PORT", str(busy.getsockname()[1]))
-        with pytest.raises(ArgillaServerError, match="already used by another program.*export COURSE_ARGILLA_PORT"):
+        with pytest.raises(ArgillaServerError, match="ya lo usa otro programa.*export COURSE_ARGILLA_PORT"):
             argilla_server.start()
     assert argilla_server.stop() is False  # nothing of ours runs there: a clean no-op
 
@@ -255,12 +255,72 @@ def test_a_child_that_dies_during_start_up_is_reported_with_its_code(isolated_bu
     config.search_log_file.parent.mkdir(parents=True, exist_ok=True)
     config.search_log_file.write_text("boom: the search engine failed\n", encoding="utf-8")
     child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    with pytest.raises(ArgillaServerError, match=r"search process exited during start-up with code 3(.|\n)*boom"):
+    with pytest.raises(ArgillaServerError, match=r"proceso search de Argilla se cerró durante el arranque con código 3(.|\n)*boom"):
         argilla_server._wait_until(lambda: False, "search", config, {"search": child.pid}, 10, {"search": child})
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        with pytest.raises(ArgillaServerError, match="did not answer within 1 s"):
+        with pytest.raises(ArgillaServerError, match="no respondió en 1 s"):
             argilla_server._wait_until(lambda: False, "search", config, {"search": alive.pid}, 1, {"search": alive})
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_two_simultaneous_starts_share_one_private_server_without_secrets(tmp_path):
+    """Two `scripts/argilla_server start` at once on fresh ports and a fresh data folder.
+
+    One server comes up (the second start waits on the lock and reuses it), the recorded
+    pids hold the three ports, no process inherits the learner's secrets, and the data
+    (``argilla.db``, noida's control file with its token) is private to the user.
+    """
+    import subprocess
+    import sys
+
+    from conftest import free_port
+    from utils.services import supervisor
+
+    secrets = {"HF_TOKEN": "hf_secret_value_1", "OPENAI_API_KEY": "sk-secret-value-2",
+               "ARGILLA_API_KEY": "argilla secret value 3", "GITHUB_TOKEN": "ghp_secret_value_4"}  # fmt: skip
+    ports = {"COURSE_ARGILLA_PORT": free_port(), "COURSE_ARGILLA_SEARCH_PORT": free_port(),
+             "COURSE_ARGILLA_REDIS_PORT": free_port()}  # fmt: skip
+    env = {**os.environ, **secrets, **{k: str(v) for k, v in ports.items()}, "COURSE_BUILD_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "utils.argilla_server", "start"]
+    starts = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]  # fmt: skip
+    config = argilla_server.ArgillaServerConfig(*ports.values())
+    old_build = os.environ.get("COURSE_BUILD_DIR")
+    os.environ["COURSE_BUILD_DIR"] = str(tmp_path)
+    try:
+        outputs = [proc.communicate(timeout=600) for proc in starts]
+        assert [proc.returncode for proc in starts] == [0, 0], outputs
+        current = argilla_server.status(config)
+        assert current.healthy and all(str(current.pids) in out for out, _ in outputs), outputs
+        assert supervisor.owns_port(current.pids["argilla"], config.port)
+        assert supervisor.owns_port(current.pids["search"], config.search_port)
+        ours = {member for pid in current.pids.values() for member in [pid, *supervisor.group_members(pid)]}
+        for port in (config.port, config.search_port, config.redis_port):
+            owners = supervisor.port_owners(port)
+            assert owners and set(owners) <= ours, (port, owners, current.pids)  # no orphan holds a port
+
+        for pid in current.pids.values():
+            environ = dict(i.split("=", 1) for i in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in i)
+            assert not set(secrets) & set(environ), f"pid {pid} inherited the learner's secrets"
+            assert not any(v in environ.values() for v in secrets.values())
+
+        data = config.data_dir
+        database = data / "home" / "argilla.db"
+        control = sorted(data.rglob("noida.control.json"))
+        assert database.is_file() and control, sorted(p.name for p in data.rglob("*"))
+        for path in [database, *control]:
+            assert path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
+        assert data.stat().st_mode & 0o777 == 0o700
+        exposed = [p for p in [data, *data.rglob("*")] if not p.is_symlink() and p.stat().st_mode & 0o077]
+        assert not exposed, exposed
+    finally:
+        argilla_server.stop(config)
+        if old_build is None:
+            os.environ.pop("COURSE_BUILD_DIR", None)
+        else:
+            os.environ["COURSE_BUILD_DIR"] = old_build
+    for port in (config.port, config.search_port, config.redis_port):
+        assert not supervisor.port_busy("127.0.0.1", port), f"port {port} still open after stop"

@@ -28,7 +28,7 @@ def test_installed_package_at_its_pin():
 
 def test_other_version_than_pin_is_a_warning_not_a_failure():
     check = check_package("pytest", {"pytest": "0.0.1"})
-    assert check.ok and check.warning and "pins 0.0.1" in check.detail
+    assert check.ok and check.warning and "fija 0.0.1" in check.detail
 
 
 def test_missing_package_names_the_install_command():
@@ -46,13 +46,13 @@ def test_gpu_check_on_this_cpu_machine():
 def test_disk_check(tmp_path):
     assert check_disk(0.001, tmp_path).ok
     failed = check_disk(10**9, tmp_path)
-    assert not failed.ok and "need" in failed.detail
+    assert not failed.ok and "hacen falta" in failed.detail
 
 
 def test_secret_check_never_shows_the_value(monkeypatch):
     monkeypatch.setenv("COURSE_TEST_KEY", "abcdef123456")
     check = check_secret("COURSE_TEST_KEY")
-    assert check.ok and "abcdef" not in check.detail and "12 chars" in check.detail
+    assert check.ok and "abcdef" not in check.detail and "12 caracteres" in check.detail
     monkeypatch.delenv("COURSE_TEST_KEY")
     assert "export COURSE_TEST_KEY=" in check_secret("COURSE_TEST_KEY").fix
 
@@ -90,15 +90,15 @@ def test_preflight_lists_every_failure_with_its_fix(monkeypatch, isolated_build,
             readme_section="Secretos",
         )
     out = capsys.readouterr().out
-    assert "✔ package pytest" in out and "✘ package surely-not-installed-pkg" in out
+    assert "✔ paquete pytest" in out and "✘ paquete surely-not-installed-pkg" in out
     error = info.value
     assert len(error.failures) == 2
     rendered = error._render_traceback_()
-    assert rendered[0].startswith("Pre-flight failed: 2 problem(s)")
+    assert rendered[0].startswith("Comprobación previa fallida: 2 problema(s)")
     assert any("README §Secretos" in line for line in rendered)
     assert not any("Traceback" in line for line in rendered)
 
 
 def test_preflight_passes_and_returns_checks(isolated_build):
     checks = preflight(packages=["pytest"], extra=[Check("custom", True, "fine")], quiet=True)
-    assert [c.name for c in checks] == ["package pytest", "custom"]
+    assert [c.name for c in checks] == ["paquete pytest", "custom"]

@@ -83,6 +83,52 @@ def test_validate_json_reports_what_is_wrong():
     assert validate_json('{"product": "cafetera Moka", "sentiment": "negativo"}', Review, {"review": review})[0]
 
 
+def test_deeply_nested_json_is_a_validation_failure_not_a_crash():
+    """RecursionError used to escape validate_json (and extract_json) on deeply nested input."""
+    for text in ('{"product": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                 '{"a": ' * 50_000 + "1" + "}" * 50_000,
+                 "Aquí está: " + '{"a": ' * 50_000):  # fmt: skip
+        value, error = validate_json(text, Review)
+        assert value is None and ("demasiada profundidad" in error or error.startswith("JSON mal formado")), error
+    assert extract_json('{"a": ' * 50_000 + "1" + "}" * 50_000).startswith('{"a": {"a": ')
+
+
+def _notebook_review() -> type[BaseModel]:
+    """The ``Review`` model exactly as notebook 05 defines it (its cell, executed)."""
+    notebook = json.loads((data_dir().parent / "notebooks" / "05_prompting_llm_local.ipynb").read_text(encoding="utf-8"))
+    source = next("".join(c["source"]) for c in notebook["cells"]
+                  if c["cell_type"] == "code" and "class Review(BaseModel)" in "".join(c["source"]))  # fmt: skip
+    header = "from typing import Literal\nfrom pydantic import BaseModel, Field, ValidationInfo, field_validator\n"
+    namespace: dict = {"__name__": "notebook_05"}
+    exec(compile(header + source, "05_prompting_llm_local.ipynb", "exec", dont_inherit=True), namespace)  # noqa: S102
+    return namespace["Review"]
+
+
+@pytest.mark.parametrize("price", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "-5", "-0.01", '"NaN"', '"inf"'])
+def test_notebook_05_schema_refuses_impossible_prices(price):
+    review = _notebook_review()
+    value, error = validate_json(f'{{"product": "Moka", "sentiment": "negativo", "price": {price}}}', review)
+    assert value is None and error, price
+    for bad in (float("nan"), float("inf"), -1.0):  # also when validated from Python, not from JSON text
+        with pytest.raises(ValueError):
+            review.model_validate({"product": "Moka", "sentiment": "negativo", "price": bad})
+    ok, _ = validate_json('{"product": "Moka", "sentiment": "negativo", "price": 0}', review)
+    assert ok is not None and ok.price == 0.0
+    assert validate_json('{"product": "Moka", "sentiment": "negativo", "price": 19.9}', review)[0].price == 19.9
+
+
+def test_order_total_and_menu_prices_must_be_finite_and_not_negative(tmp_path):
+    menu = Menu.load(data_dir() / "tienda_menu.json")
+    Order = order_model(menu)
+    for total in ("NaN", "Infinity", "1e999", "-3"):
+        assert validate_json(f'{{"items": [{{"product": "té", "quantity": 1}}], "total": {total}}}', Order)[0] is None
+    path = tmp_path / "menu.json"
+    for price in ("NaN", "-1.5", "Infinity"):
+        path.write_text(f'{{"shop": "x", "items": [{{"name": "té", "price": {price}}}]}}', encoding="utf-8")
+        with pytest.raises(ValueError, match="precio de té no es válido"):
+            Menu.load(path)
+
+
 def test_describe_schema_in_words():
     text = describe_schema(Review)
     assert text == ('un objeto JSON con las claves "product" (texto), "sentiment" (uno de "positivo", '
@@ -245,17 +291,17 @@ def test_menu_and_order_check():
                 {"items": [], "total": 0}):
         with pytest.raises(ValueError):
             Order.model_validate(bad)
-    with pytest.raises(KeyError, match="not on the menu"):
+    with pytest.raises(KeyError, match="no está en la carta"):
         menu.price("pizza")
 
 
 def test_bad_menu_file_is_actionable(tmp_path):
     path = tmp_path / "menu.json"
     path.write_text(json.dumps({"shop": "x", "items": [{"name": "té"}]}), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"menu\.json.*Expected"):
+    with pytest.raises(ValueError, match=r"menu\.json.*Se espera"):
         Menu.load(path)
     path.write_text(json.dumps({"shop": "x", "items": [{"name": "té", "price": 1}] * 2}), encoding="utf-8")
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(ValueError, match="nombre único"):
         Menu.load(path)
 
 

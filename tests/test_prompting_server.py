@@ -22,6 +22,7 @@ from utils.llm_client import (
     Completion,
     Endpoint,
     LLMClient,
+    LLMContextError,
     LLMUnavailableError,
     get_completion,
 )
@@ -156,6 +157,27 @@ def test_history_trimmed_to_budget_fits_on_the_server(client):
         assert window[0] == history[0] and window[-1] == history[-1] and len(window) < len(history)
         reply = client.chat(window, max_tokens=1)
         assert reply.prompt_tokens <= 200
+
+
+def test_context_overflow_is_a_clean_spanish_message(client):
+    """A prompt longer than n_ctx: the server answers 400; the learner gets what to do, not a traceback."""
+    too_long = "Repite esta frase con calma, por favor. " * 600  # ~5,000 tokens for a 2,048 window
+    with pytest.raises(LLMContextError) as info:
+        get_completion(too_long, client=client, max_tokens=20)
+    message = str(info.value)
+    assert message.startswith("La conversación no cabe en la ventana de contexto del modelo (")
+    assert "el límite es 2048" in message and "max_tokens=20" in message
+    assert "acorta el historial" in message and "n_ctx" in message and "scripts/llm_server stop" in message
+    assert info.value.status_code == 400 and info.value._render_traceback_()[0].startswith("\u274c")
+    assert client.calls == []  # nothing answered, nothing logged
+
+    bot = ShopBot(Menu.load(data_dir() / "tienda_menu.json"), max_history_tokens=100_000, client=client, max_tokens=5)
+    with pytest.raises(LLMContextError):
+        bot.reply(too_long)
+    assert bot.transcript == [] and bot.replies == []  # the unanswered message does not stay behind
+    with pytest.raises(LLMContextError):  # not mistaken for a server without schema support
+        ask_json(too_long, City, constrained=True, repairs=1, client=client)
+    assert client.schema_style is None
 
 
 def test_no_server_error_says_how_to_start_one(server, client):

@@ -54,7 +54,7 @@ def test_missing_secret_says_how_to_set_it(monkeypatch):
     with pytest.raises(MissingSecretError) as info:
         get_secret(NAME, readme_section="Argilla")
     message = str(info.value)
-    assert message.startswith(f"Missing {NAME}: set it in Colab secrets")
+    assert message.startswith(f"Falta {NAME}: guárdalo en los secretos de Colab")
     assert f"export {NAME}=" in message and "README §Argilla" in message
     assert info.value._render_traceback_() == [f"❌ {message}"]
     assert get_secret(NAME, required=False) is None

@@ -23,13 +23,16 @@ data survives ``stop`` (annotations are kept), ``reset`` wipes it.  From a shell
 
 Ports come from ``COURSE_ARGILLA_PORT`` (6900), ``COURSE_ARGILLA_SEARCH_PORT`` (9200)
 and ``COURSE_ARGILLA_REDIS_PORT`` (6379), so several clones can run side by side.
+
+Guarantees shared with :mod:`utils.llm_server` (through :mod:`utils.services.supervisor`):
+one ``start`` per port at a time (a lock), healthy only while the recorded pids hold their
+listening sockets, an environment without the learner's secrets, and a private data folder
+(0700; ``argilla.db`` and noida's control file with its token are 0600).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -40,13 +43,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from utils.errors import CourseError
-from utils.llm_server import _log_tail, _port_busy, _reap
 from utils.paths import cache_dir, repo_root, run_dir
+from utils.secrets import service_env
+from utils.services import supervisor
+from utils.services.cli import SpanishArgumentParser
 
 HOST = "127.0.0.1"
 #: Environment variables that choose the ports, and their defaults.
@@ -61,6 +65,10 @@ LOCAL_USERNAME = "argilla"
 LOCAL_PASSWORD = "curso-argilla-local"
 SERVER_VERSION = "2.8.0"
 REQUIREMENTS_FILE = "requirements-argilla-server.txt"
+#: Server settings a learner may set on purpose; kept although their names look secret.
+SERVER_KEY_ENVS = ("ARGILLA_AUTH_SECRET_KEY",)
+#: What our processes' command lines contain (tells them from a reused pid).
+_MARKERS = (b"noida-db", b"argilla_server")
 
 
 class ArgillaServerError(CourseError):
@@ -94,6 +102,10 @@ class ArgillaServerConfig:
         return run_dir() / f"argilla_server-{self.port}.log"
 
     @property
+    def lock_file(self) -> Path:
+        return run_dir() / f"argilla_server-{self.port}.lock"
+
+    @property
     def search_log_file(self) -> Path:
         return run_dir() / f"argilla_search-{self.port}.log"
 
@@ -110,19 +122,20 @@ class ArgillaServerStatus:
 
     def describe(self) -> str:
         if self.healthy:
-            return f"running (pids {self.pids}) at {self.api_url}, user {LOCAL_USERNAME!r}"
+            return f"en marcha (pids {self.pids}) en {self.api_url}, usuario {LOCAL_USERNAME!r}"
         if self.running:
-            return f"starting or unhealthy (pids {self.pids}); log: {self.log_file}"
-        return "stopped"
+            return f"arrancando o sin responder (pids {self.pids}); log: {self.log_file}"
+        return "parado"
 
 
 def _port(env: str, default: int) -> int:
     raw = os.environ.get(env, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ArgillaServerError(f"{env}={raw!r} is not a port number; use e.g. {env}={default}.")
-    return int(raw)
+    try:
+        return supervisor.parse_port(raw, env, default)
+    except ValueError as exc:
+        raise ArgillaServerError(str(exc)) from None
 
 
 def default_config() -> ArgillaServerConfig:
@@ -147,14 +160,9 @@ def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    with open(cache_dir() / "argilla-server.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # another clone installing: wait for it
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _install_lock():
+    """Another clone installing: wait for it."""
+    return supervisor.start_lock(cache_dir() / "argilla-server.lock")
 
 
 def ensure_installed(log=print) -> Path:
@@ -174,8 +182,8 @@ def ensure_installed(log=print) -> Path:
         if marker.is_file():
             return venv
         shutil.rmtree(venv, ignore_errors=True)  # leftover of an interrupted install
-        log(f"Installing argilla-server {SERVER_VERSION} in its own environment ({venv}); "
-            "first time only, 2–5 min…")
+        log(f"Instalando argilla-server {SERVER_VERSION} en su propio entorno ({venv}); "
+            "solo la primera vez, 2–5 min…")
         base = getattr(sys, "_base_executable", None) or sys.executable
         steps = [
             [base, "-m", "venv", str(venv)],
@@ -187,8 +195,8 @@ def ensure_installed(log=print) -> Path:
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
                 raise ArgillaServerError(
-                    f"Installing the local Argilla server failed ({' '.join(cmd[:4])}…):\n{tail}\n"
-                    f"Check network access to PyPI and {REQUIREMENTS_FILE}, then retry."
+                    f"Falló la instalación del servidor Argilla local ({' '.join(cmd[:4])}…):\n{tail}\n"
+                    f"Comprueba el acceso a PyPI y {REQUIREMENTS_FILE}, y vuelve a intentarlo."
                 )
         marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"), encoding="utf-8")
     return venv
@@ -197,7 +205,10 @@ def ensure_installed(log=print) -> Path:
 def _noida_binary(venv: Path) -> Path:
     matches = sorted((venv / "lib").glob("python*/site-packages/noida_db/noida-db"))
     if not matches:
-        raise ArgillaServerError(f"noida-db is missing from {venv}; run `scripts/argilla_server reset` and retry.")
+        raise ArgillaServerError(
+            f"Falta noida-db en {venv}: borra esa carpeta y ejecuta `scripts/argilla_server start` "
+            "para reinstalarlo."
+        )
     binary = matches[0]
     binary.chmod(0o755)
     return binary
@@ -208,14 +219,13 @@ def _noida_binary(venv: Path) -> Path:
 
 def _is_alive(pid: int) -> bool:
     """True if ``pid`` is one of this module's processes (not a zombie, not a reused pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return b"noida-db" in cmdline or b"argilla_server" in cmdline
+    return supervisor.is_alive(pid, _MARKERS)
+
+
+def _holds_ports(config: ArgillaServerConfig, pids: dict[str, int]) -> bool:
+    """The recorded processes hold their listening sockets (not some other program)."""
+    wanted = {"argilla": (config.port,), "search": (config.search_port, config.redis_port)}
+    return all(supervisor.owns_port(pids[name], port) for name, ports in wanted.items() if name in pids for port in ports)
 
 
 def _read_state(config: ArgillaServerConfig) -> dict | None:
@@ -252,7 +262,7 @@ def status(config: ArgillaServerConfig | None = None) -> ArgillaServerStatus:
     running = bool(pids) and all(_is_alive(pid) for pid in pids.values())
     return ArgillaServerStatus(
         running=running,
-        healthy=running and is_healthy(config.api_url),
+        healthy=running and set(pids) == {"search", "argilla"} and _holds_ports(config, pids) and is_healthy(config.api_url),
         pids=pids,
         api_url=config.api_url,
         log_file=config.log_file,
@@ -263,8 +273,9 @@ def status(config: ArgillaServerConfig | None = None) -> ArgillaServerStatus:
 
 
 def _server_env(config: ArgillaServerConfig) -> dict[str, str]:
+    """The environment of the server, its CLI and noida-db: no secrets of the learner's."""
     home = config.data_dir / "home"
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}}
+    env = service_env(keep=SERVER_KEY_ENVS, drop=("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"))
     env.update(
         ARGILLA_HOME_PATH=str(home),
         ARGILLA_DATABASE_URL=f"sqlite+aiosqlite:///{home}/argilla.db?check_same_thread=False",
@@ -277,14 +288,7 @@ def _server_env(config: ArgillaServerConfig) -> dict[str, str]:
     return env
 
 
-def _spawn(cmd: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    with open(log_path, "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-        log.flush()
-        return subprocess.Popen(  # noqa: S603
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,  # survives the notebook kernel; stopped as a group
-        )  # fmt: skip
+_spawn = supervisor.spawn
 
 
 def _run_cli(python: Path, args: list[str], config: ArgillaServerConfig, env: dict[str, str]) -> None:
@@ -292,12 +296,14 @@ def _run_cli(python: Path, args: list[str], config: ArgillaServerConfig, env: di
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} argilla_server {' '.join(args[:3])}\n".encode())
         log.flush()
         proc = subprocess.run(  # noqa: S603
-            [str(python), "-m", "argilla_server", *args], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+            [str(python), "-m", "argilla_server", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+            umask=supervisor.PRIVATE_UMASK,
+        )  # fmt: skip
     if proc.returncode != 0:
         raise ArgillaServerError(
-            f"`argilla_server {' '.join(args[:3])}` failed. Last log lines ({config.log_file}):\n"
-            f"{_log_tail(config.log_file)}"
+            f"Falló `argilla_server {' '.join(args[:3])}`. Últimas líneas del log ({config.log_file}):\n"
+            f"{supervisor.log_tail(config.log_file)}\nSi la base de datos quedó a medias, "
+            "`scripts/argilla_server reset` la borra y el siguiente `start` la crea de nuevo."
         )
 
 
@@ -311,60 +317,71 @@ def _wait_until(
     authoritative; ``pids`` of processes started by someone else are checked in /proc.
     A /proc check alone once reported a freshly started noida-db as dead while it ran.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
+
+    def dead() -> str | None:
         if children is not None:
-            dead = [name for name, proc in children.items() if proc.poll() is not None]
+            gone = [name for name, proc in children.items() if proc.poll() is not None]
         else:
-            dead = [name for name, pid in pids.items() if not _is_alive(pid)]
-        if dead:
-            code = children[dead[0]].returncode if children is not None else None
-            raise ArgillaServerError(
-                f"The Argilla {dead[0]} process exited during start-up"
-                f"{f' with code {code}' if code is not None else ''}. Last log lines:\n"
-                f"{_log_tail(config.search_log_file if dead[0] == 'search' else config.log_file)}"
-            )
-        time.sleep(0.3)
-    raise ArgillaServerError(
-        f"{what} did not answer within {timeout:.0f} s. See {config.log_file} and "
-        f"{config.search_log_file}, or `scripts/argilla_server reset` and retry."
-    )
+            gone = [name for name, pid in pids.items() if not _is_alive(pid)]
+        return gone[0] if gone else None
+
+    try:
+        ready = supervisor.wait_until(check, dead, timeout, interval=0.3)
+    except supervisor.ProcessDied as died:
+        name = str(died)
+        code = children[name].returncode if children is not None else None
+        log = config.search_log_file if name == "search" else config.log_file
+        raise ArgillaServerError(
+            f"El proceso {name} de Argilla se cerró durante el arranque"
+            f"{f' con código {code}' if code is not None else ''}. Últimas líneas del log ({log}):\n"
+            f"{supervisor.log_tail(log)}\nCorrige lo que indica el log, o ejecuta "
+            "`scripts/argilla_server reset` (borra los datos del servidor) y vuelve a arrancarlo."
+        ) from None
+    if not ready:
+        raise ArgillaServerError(
+            f"{what} no respondió en {timeout:.0f} s. Mira {config.log_file} y {config.search_log_file}; "
+            "en una máquina lenta, sube el tiempo de espera (`scripts/argilla_server start --timeout 400`), "
+            "o ejecuta `scripts/argilla_server reset` y vuelve a intentarlo."
+        )
 
 
 def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log=print) -> ArgillaServerStatus:
     """Install if needed, start the search engine and Argilla, return once healthy.
 
     Idempotent: a healthy server started earlier for the same port (by ``make test``, a
-    notebook or ``scripts/argilla_server``) is reused; a half-dead one is restarted.
+    notebook or ``scripts/argilla_server``) is reused; a half-dead one is restarted.  A
+    per-port lock makes simultaneous starts wait for each other instead of racing.
 
     Raises:
         ArgillaServerError: a port is taken by another program, the install fails, or a
             process exits during start-up (the message quotes its log).
     """
     config = config or default_config()
+    with supervisor.start_lock(config.lock_file):
+        return _start_locked(config, timeout, log)
+
+
+def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaServerStatus:
     current = status(config)
     if current.healthy:
         return current
     if current.pids:
         if current.running:  # started by someone else moments ago: give it time
             with contextlib.suppress(ArgillaServerError):
-                _wait_until(lambda: is_healthy(config.api_url), "Argilla", config, current.pids, timeout)
+                _wait_until(lambda: status(config).healthy, "Argilla", config, current.pids, timeout)
                 return status(config)
         stop(config)
     for name in ("port", "search_port", "redis_port"):
         port = getattr(config, name)
-        if _port_busy(config.host, port):
+        if supervisor.port_busy(config.host, port):
             env_name = PORT_ENVS[name][0]
             raise ArgillaServerError(
-                f"Port {port} is already used by another program, not this course's Argilla "
-                f"server. Stop it or choose another port: `export {env_name}={port + 10}`."
+                f"El puerto {port} ya lo usa otro programa (no es el servidor Argilla del curso). "
+                f"Ciérralo o elige otro puerto: `export {env_name}={port + 10}`."
             )
     venv = ensure_installed(log=log)
     python = _venv_python(venv)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    (config.data_dir / "home").mkdir(exist_ok=True)
+    _prepare_data_dir(config)
     env = _server_env(config)
     pids: dict[str, int] = {}
     children: dict[str, subprocess.Popen] = {}
@@ -379,10 +396,10 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
         children["search"] = search
         _write_state(config, pids)
         _wait_until(lambda: _get_json(f"{env['ARGILLA_ELASTICSEARCH']}/") is not None,
-                    "The search engine (noida-db)", config, pids, 60, children)  # fmt: skip
+                    "El motor de búsqueda (noida-db)", config, pids, 60, children)  # fmt: skip
         first_run = not (config.data_dir / "home" / ".initialized").is_file()
         if first_run:  # new data folder: create the tables and the default user once
-            log("Preparing the Argilla database (first start of this data folder)…")
+            log("Preparando la base de datos de Argilla (primer arranque de esta carpeta de datos)…")
             _run_cli(python, ["database", "migrate"], config, env)
             _run_cli(python, ["database", "users", "create_default", "--api-key", LOCAL_API_KEY,
                               "--password", LOCAL_PASSWORD, "--quiet"], config, env)  # fmt: skip
@@ -395,6 +412,7 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
         children["argilla"] = server
         _write_state(config, pids)
         _wait_until(lambda: is_healthy(config.api_url), "Argilla", config, pids, timeout, children)
+        supervisor.make_private(config.data_dir)  # files the services created at start-up
     except BaseException:
         for proc in children.values():  # ours for sure, whatever /proc says
             if proc.poll() is None:
@@ -404,6 +422,12 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
         stop(config)  # never leave a half-started server behind
         raise
     return status(config)
+
+
+def _prepare_data_dir(config: ArgillaServerConfig) -> None:
+    """Create the data folder private (0700), and make an older one private too."""
+    (config.data_dir / "home").mkdir(parents=True, exist_ok=True, mode=0o700)
+    supervisor.make_private(config.data_dir)
 
 
 def _write_state(config: ArgillaServerConfig, pids: dict[str, int]) -> None:
@@ -419,17 +443,7 @@ def _write_state(config: ArgillaServerConfig, pids: dict[str, int]) -> None:
 
 
 def _kill_group(pid: int, timeout: float) -> None:
-    if not _is_alive(pid):  # gone already (or the pid now belongs to someone else): nothing to do
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout
-        while _is_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        _reap(pid)
-        if not _is_alive(pid):
-            return
+    supervisor.kill_group(pid, _is_alive, timeout)
 
 
 def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bool:
@@ -452,8 +466,9 @@ def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bo
 def reset(config: ArgillaServerConfig | None = None) -> None:
     """Stop the server and delete its data (datasets, records, annotations)."""
     config = config or default_config()
-    stop(config)
-    shutil.rmtree(config.data_dir, ignore_errors=True)
+    with supervisor.start_lock(config.lock_file):
+        stop(config)
+        shutil.rmtree(config.data_dir, ignore_errors=True)
 
 
 def ensure_running(log=print) -> ArgillaServerStatus:
@@ -466,34 +481,33 @@ def ensure_running(log=print) -> ArgillaServerStatus:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m utils.argilla_server start|stop|status|reset|logs``."""
-    parser = argparse.ArgumentParser(
+    parser = SpanishArgumentParser(
         prog="scripts/argilla_server",
-        description="Install (once), start, check and stop the course's local Argilla server.",
+        description="Instala (una vez), arranca, comprueba y para el servidor Argilla local del curso.",
     )
-    parser.add_argument("command", choices=["start", "stop", "status", "reset", "logs"])
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for start-up")
+    parser.add_argument("command", choices=["start", "stop", "status", "reset", "logs"], help="qué hacer")
+    parser.add_argument("--timeout", default="180", help="segundos de espera al arrancar (por defecto: 180)")
     args = parser.parse_args(argv)
     try:
         config = default_config()
         if args.command == "start":
-            print(start(config, timeout=args.timeout).describe())
+            print(start(config, timeout=parser.positive_seconds(args.timeout, "--timeout")).describe())
             return 0
         if args.command == "stop":
-            print("stopped" if stop(config) else "was not running")
+            print("parado" if stop(config) else "no estaba en marcha")
             return 0
         if args.command == "reset":
             reset(config)
-            print(f"stopped and deleted {config.data_dir}")
+            print(f"parado; datos borrados ({config.data_dir})")
             return 0
         if args.command == "logs":
-            print(_log_tail(config.log_file, lines=60))
+            print(supervisor.log_tail(config.log_file, lines=60))
             return 0
         current = status(config)
         print(current.describe())
         return 0 if current.healthy else 3
-    except ArgillaServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (ArgillaServerError, KeyboardInterrupt) as exc:
+        return parser.fail(exc)
 
 
 if __name__ == "__main__":

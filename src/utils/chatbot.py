@@ -85,6 +85,10 @@ def history_tokens(messages: Sequence[Mapping[str, str]], count: TokenCounter = 
     return sum(count(m["content"]) + MESSAGE_OVERHEAD for m in messages) + REPLY_OVERHEAD
 
 
+class MenuError(CourseError, ValueError):
+    """A menu file that cannot be used; the message names the file and the fix."""
+
+
 class HistoryBudgetError(CourseError, ValueError):
     """Not even the system prompt and the last message fit in the token budget."""
 
@@ -148,19 +152,27 @@ class Menu:
         """Read a menu file: ``{"shop": …, "currency": "€", "items": [{"name", "price"}]}``.
 
         Raises:
-            ValueError: naming the file and what is wrong in it.
+            MenuError: (a ``ValueError``) naming the file and what is wrong in it.
         """
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
             items = tuple(MenuItem(str(i["name"]), float(i["price"])) for i in raw["items"])
             menu = cls(str(raw["shop"]), str(raw.get("currency", "€")), items)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"Menu file {path} is not valid ({exc.__class__.__name__}: {exc}). Expected "
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise MenuError(
+                f"El fichero de carta {path} no es válido ({exc.__class__.__name__}: {exc}). Se espera "
                 '{"shop": "...", "currency": "€", "items": [{"name": "...", "price": 1.5}, ...]}.'
             ) from None
         if not items or len({i.name for i in items}) != len(items):
-            raise ValueError(f"Menu file {path}: the items must be non-empty and have unique names.")
+            raise MenuError(
+                f"Carta {path}: la lista «items» no puede estar vacía y cada producto debe tener un nombre único."
+            )
+        bad = [i.name for i in items if not (math.isfinite(i.price) and i.price >= 0)]
+        if bad:
+            raise MenuError(
+                f"Carta {path}: el precio de {', '.join(bad)} no es válido; cada precio debe ser un "
+                "número finito mayor o igual que 0 (sin NaN ni Infinity)."
+            )
         return menu
 
     @property
@@ -172,7 +184,7 @@ class Menu:
         for item in self.items:
             if item.name == name:
                 return item.price
-        raise KeyError(f"{name!r} is not on the menu ({', '.join(self.names)}).")
+        raise KeyError(f"{name!r} no está en la carta ({', '.join(self.names)}).")
 
     def as_text(self) -> str:
         """One ``- name: 1.50 €`` line per item, for the system prompt."""
@@ -190,7 +202,7 @@ def order_model(menu: Menu) -> type[BaseModel]:
     return create_model(
         "Order",
         items=(list[line], Field(min_length=1)),  # type: ignore[valid-type]
-        total=(float, Field(ge=0)),
+        total=(float, Field(ge=0, allow_inf_nan=False)),
     )
 
 
@@ -288,7 +300,11 @@ class ShopBot:
     def reply(self, user_text: str) -> Completion:
         """Add the customer's message, ask the model with the trimmed history, keep its answer."""
         self.transcript.append({"role": "user", "content": user_text})
-        completion = chat(self.context(), client=self.client, max_tokens=self.max_tokens)
+        try:
+            completion = chat(self.context(), client=self.client, max_tokens=self.max_tokens)
+        except BaseException:
+            self.transcript.pop()  # unanswered: the conversation stays as it was, ready to retry
+            raise
         self.transcript.append({"role": "assistant", "content": completion.text})
         self.replies.append(completion)
         return completion

@@ -24,12 +24,16 @@ Calling the model (notebook 05 and anyone who wants timings)::
     reply = chat([{"role": "user", "content": "Hola"}], max_tokens=50)
 
 Each call has a timeout and a bounded number of retries (:mod:`utils.retry`); when no
-server answers, :class:`LLMUnavailableError` says how to start one.
+server answers, :class:`LLMUnavailableError` says how to start one, and a conversation too
+long for the model's context window is :class:`LLMContextError` (what to shorten), not a
+traceback.  Credentials in ``LLM_BASE_URL`` (``http://user:key@host``) never appear in a
+message.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from utils.errors import CourseError
 from utils.retry import RetryPolicy, retry_call
-from utils.secrets import get_secret
+from utils.secrets import get_secret, mask_credentials
 from utils.settings import CourseSettings, get_settings
 
 if TYPE_CHECKING:
@@ -63,7 +67,8 @@ class Endpoint:
     is_course_server: bool
 
     def __repr__(self) -> str:
-        return f"Endpoint(base_url={self.base_url!r}, model={self.model!r}, course_server={self.is_course_server})"
+        url = mask_credentials(self.base_url)
+        return f"Endpoint(base_url={url!r}, model={self.model!r}, course_server={self.is_course_server})"
 
 
 def resolve_endpoint(settings: CourseSettings | None = None) -> Endpoint:
@@ -93,8 +98,8 @@ def _first_model(base_url: str, api_key: str) -> str:
     except (OpenAIError, IndexError) as exc:
         raise LLMUnavailableError(
             base_url,
-            f"Could not list the models of LLM_BASE_URL={base_url} ({exc}). Is the server "
-            "running? Set LLM_MODEL to the model name if the server does not list models.",
+            f"no se pudo pedir la lista de modelos de LLM_BASE_URL ({exc.__class__.__name__}); si el "
+            "servidor está en marcha pero no lista modelos, pon su nombre en LLM_MODEL",
         ) from None
 
 
@@ -154,7 +159,7 @@ def use_server(name: str, model: str | None = None) -> Endpoint:
     """
     global _default
     if name not in SERVER_PRESETS:
-        raise KeyError(f"Unknown server {name!r}; use one of: {', '.join(SERVER_PRESETS)}.")
+        raise KeyError(f"Servidor desconocido {name!r}; usa uno de estos: {', '.join(SERVER_PRESETS)}.")
     if name == "course":
         os.environ.pop("LLM_BASE_URL", None)
         os.environ.pop("LLM_MODEL", None)
@@ -202,7 +207,7 @@ class LLMUnavailableError(LLMError):
     """No server answers at the endpoint; the message says how to start one."""
 
     def __init__(self, base_url: str, reason: str):
-        self.base_url = base_url
+        self.base_url = mask_credentials(base_url)
         super().__init__(
             f"Ningún servidor LLM responde en {base_url} ({reason}).\n"
             f"Arranca uno y vuelve a ejecutar la celda:\n{how_to_start_a_server()}"
@@ -211,6 +216,42 @@ class LLMUnavailableError(LLMError):
 
 class LLMTimeoutError(LLMError):
     """The server did not answer within the timeout (after the retries)."""
+
+
+class LLMRequestError(LLMError):
+    """The server refused the request (HTTP 4xx); ``status_code`` says which."""
+
+    def __init__(self, message: str, status_code: int | None = None):
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class LLMContextError(LLMRequestError):
+    """The prompt plus ``max_tokens`` do not fit in the model's context window."""
+
+
+#: How servers word a context overflow: llama-cpp-python and OpenAI ("maximum context
+#: length is N tokens"), llama.cpp ("exceed context window of N"), vLLM, LM Studio.
+_CONTEXT_OVERFLOW = re.compile(
+    r"context[ _](length|window)|maximum context|exceeds? (the )?(available )?context|too many tokens", re.I
+)
+_LIMIT = re.compile(r"(?:context length is|context window of|context size of)\D{0,3}(\d+)", re.I)
+_REQUESTED = re.compile(r"(?:requested|Requested tokens \()\D{0,3}(\d+)", re.I)
+
+
+def _context_error(message: str, max_tokens: int | None) -> LLMContextError:
+    limit, requested = _LIMIT.search(message), _REQUESTED.search(message)
+    detail = f" ({requested.group(1)} tokens pedidos; el límite es {limit.group(1)})" if limit and requested else ""
+    return LLMContextError(
+        "La conversación no cabe en la ventana de contexto del modelo" + detail + ": el prompt "
+        f"(sistema + historial + mensaje) más la respuesta pedida (max_tokens={max_tokens}) superan "
+        "el límite (n_ctx). Qué hacer: acorta el historial (trim_history, o un max_history_tokens "
+        "más bajo en ShopBot), acorta el prompt o los ejemplos, o baja max_tokens. O usa una "
+        "ventana mayor: `scripts/llm_server stop`, exporta "
+        "COURSE_SETTINGS_OVERRIDES='{\"llm.n_ctx\": 4096}' antes de abrir el cuaderno y vuelve "
+        "a ejecutar la celda que arranca el servidor.",
+        status_code=400,
+    )
 
 
 # --------------------------------------------------------------------------- calls
@@ -325,14 +366,16 @@ class LLMClient:
     ) -> Completion:
         """One chat completion (``extra`` goes to ``chat.completions.create``: seed, stop,
         response_format…)."""
+        limit = max_tokens or self.max_tokens
         response, latency, attempts = self._request(
             lambda: self.openai.chat.completions.create(
                 model=self.endpoint.model,
                 messages=[dict(m) for m in messages],
                 temperature=self.temperature if temperature is None else temperature,
-                max_tokens=max_tokens or self.max_tokens,
+                max_tokens=limit,
                 **extra,
-            )
+            ),
+            limit,
         )
         choice = response.choices[0]
         return self._log(response, choice.message.content or "", choice.finish_reason, latency, attempts)
@@ -342,14 +385,16 @@ class LLMClient:
     ) -> Completion:
         """A raw text completion (``/v1/completions``): no chat template, the model just
         continues ``prompt`` — how a *base* model is used."""
+        limit = max_tokens or self.max_tokens
         response, latency, attempts = self._request(
             lambda: self.openai.completions.create(
                 model=self.endpoint.model,
                 prompt=prompt,
                 temperature=self.temperature if temperature is None else temperature,
-                max_tokens=max_tokens or self.max_tokens,
+                max_tokens=limit,
                 **extra,
-            )
+            ),
+            limit,
         )
         choice = response.choices[0]
         return self._log(response, choice.text or "", choice.finish_reason, latency, attempts)
@@ -358,7 +403,7 @@ class LLMClient:
         """Latency and tokens/s over every call made with this client."""
         return summarize(self.calls)
 
-    def _request(self, send: Callable[[], Any]) -> tuple[Any, float, int]:
+    def _request(self, send: Callable[[], Any], max_tokens: int | None = None) -> tuple[Any, float, int]:
         import openai
 
         attempts = 0
@@ -382,10 +427,27 @@ class LLMClient:
         except openai.APIConnectionError as exc:
             raise LLMUnavailableError(base_url, f"{exc.__class__.__name__} tras {attempts} intento(s)") from None
         except openai.NotFoundError as exc:
-            raise LLMError(
-                f"El servidor {base_url} respondió 404 ({exc.message}). Comprueba que "
+            raise LLMRequestError(
+                f"El servidor {base_url} respondió 404 (dice: «{exc.message}»). Comprueba que "
                 f"LLM_BASE_URL termina en /v1 y que el modelo {self.endpoint.model!r} es uno de "
-                "los que sirve (LLM_MODEL)."
+                "los que sirve (LLM_MODEL).",
+                404,
+            ) from None
+        except openai.AuthenticationError:
+            raise LLMRequestError(
+                f"El servidor {base_url} rechazó la clave (401). Comprueba LLM_API_KEY (variable de "
+                "entorno o secreto de Colab); los servidores locales aceptan cualquiera.",
+                401,
+            ) from None
+        except openai.APIStatusError as exc:
+            message = str(getattr(exc, "message", "") or exc)
+            if exc.status_code in (400, 413, 422) and _CONTEXT_OVERFLOW.search(message):
+                raise _context_error(message, max_tokens) from None
+            raise LLMRequestError(
+                f"El servidor {base_url} rechazó la petición (HTTP {exc.status_code}; dice: «{message[:300]}»). "
+                "Revisa los parámetros de la llamada (max_tokens, temperature, response_format…) y "
+                "el modelo (LLM_MODEL).",
+                exc.status_code,
             ) from None
         return response, time.perf_counter() - started, attempts
 
@@ -441,6 +503,8 @@ def chat(messages: Sequence[Mapping[str, str]], *, client: LLMClient | None = No
     Raises:
         LLMUnavailableError: no server answers (the message says how to start one).
         LLMTimeoutError: no answer within the client's timeout, after the retries.
+        LLMContextError: the conversation does not fit in the model's context window.
+        LLMRequestError: the server refused the request (HTTP 4xx).
     """
     return (client or default_client()).chat(messages, **options)
 

@@ -11,19 +11,18 @@ From a shell::
     scripts/llm_server status
     scripts/llm_server stop
 
-``COURSE_LLM_PORT`` changes the port (default 8080).  To use another OpenAI-compatible
+``COURSE_LLM_PORT`` changes the port (default 8080).  Two ``start`` at once are serialized by
+a lock (the second reuses the first's server), the server gets an environment without the
+learner's secrets (:func:`utils.secrets.service_env`), and it counts as running only while
+the recorded pid holds the listening socket.  To use another OpenAI-compatible
 endpoint instead (LM Studio, Ollama, vLLM, OpenAI) set ``LLM_BASE_URL``; see
 :mod:`utils.llm_client`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -32,9 +31,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from utils.errors import CourseError
 from utils.assets import resolve_gguf
+from utils.errors import CourseError
 from utils.paths import run_dir
+from utils.secrets import mask_credentials, service_env
+from utils.services import supervisor
+from utils.services.cli import SpanishArgumentParser
 from utils.settings import CourseSettings, get_settings
 
 HOST = "127.0.0.1"
@@ -42,6 +44,8 @@ DEFAULT_PORT = 8080
 PORT_ENV = "COURSE_LLM_PORT"
 #: The key the local server accepts; llama.cpp does not check it, the client needs one.
 LOCAL_API_KEY = "sk-local-llama-cpp"
+#: What the server's command line contains (tells our process from a reused pid).
+_MARKERS = (b"llama_cpp.server",)
 
 
 class LLMServerError(CourseError):
@@ -68,32 +72,37 @@ class ServerStatus:
     """What is running on the configured port."""
 
     running: bool  # our process is alive
-    healthy: bool  # it answers /v1/models with the expected model
+    healthy: bool  # it holds the port and answers /v1/models with the expected model
     pid: int | None
     base_url: str
     model_alias: str
     log_file: Path
 
     def describe(self) -> str:
+        url = mask_credentials(self.base_url)
         if self.healthy:
-            return f"running (pid {self.pid}) at {self.base_url}, model {self.model_alias!r}"
+            return f"en marcha (pid {self.pid}) en {url}, modelo {self.model_alias!r}"
         if self.running:
-            return f"starting or unhealthy (pid {self.pid}); log: {self.log_file}"
-        return "stopped"
+            return f"arrancando o sin responder (pid {self.pid}); log: {self.log_file}"
+        return "parado"
+
+
+def parse_port(raw: object, source: str = "--port") -> int:
+    """``raw`` as a port number, or :class:`LLMServerError` in Spanish naming ``source``."""
+    try:
+        return supervisor.parse_port(raw, source, DEFAULT_PORT)
+    except ValueError as exc:
+        raise LLMServerError(str(exc)) from None
 
 
 def port_from_env() -> int:
     """The port from ``COURSE_LLM_PORT`` (default 8080).
 
     Raises:
-        LLMServerError: when the variable is not a valid port number.
+        LLMServerError: when the variable is not a valid port number (1–65535).
     """
-    raw = os.environ.get(PORT_ENV, "")
-    if not raw:
-        return DEFAULT_PORT
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise LLMServerError(f"{PORT_ENV}={raw!r} is not a port number; use e.g. {PORT_ENV}=8080.")
-    return int(raw)
+    raw = os.environ.get(PORT_ENV, "").strip()
+    return parse_port(raw, PORT_ENV) if raw else DEFAULT_PORT
 
 
 def default_config(settings: CourseSettings | None = None, port: int | None = None) -> ServerConfig:
@@ -102,7 +111,7 @@ def default_config(settings: CourseSettings | None = None, port: int | None = No
     return ServerConfig(
         model_path=resolve_gguf(llm.gguf),
         model_alias=llm.model_alias,
-        port=port or port_from_env(),
+        port=port_from_env() if port is None else parse_port(port),
         n_ctx=llm.n_ctx,
     )
 
@@ -115,12 +124,17 @@ def _log_file(port: int) -> Path:
     return run_dir() / f"llm_server-{port}.log"
 
 
+def _lock_file(port: int) -> Path:
+    return run_dir() / f"llm_server-{port}.lock"
+
+
 def _is_our_process(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return b"llama_cpp.server" in cmdline
+    return supervisor.is_alive(pid, _MARKERS)
+
+
+def _orphan_on(port: int) -> int | None:
+    """A course llama.cpp server holding ``port`` without a pid file (left by a crash)."""
+    return next((pid for pid in supervisor.port_owners(port) if _is_our_process(pid)), None)
 
 
 def _read_state(port: int) -> dict | None:
@@ -128,10 +142,13 @@ def _read_state(port: int) -> dict | None:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    if not _is_our_process(int(state.get("pid", -1))):
+        state = None
+    if state is not None and not _is_our_process(int(state.get("pid", -1))):
         path.unlink(missing_ok=True)  # stale pid file: the process is gone
-        return None
+        state = None
+    if state is None:
+        orphan = _orphan_on(port)
+        return {"pid": orphan, "adopted": True} if orphan else None
     return state
 
 
@@ -144,86 +161,89 @@ def _served_models(base_url: str, timeout: float = 2.0) -> list[str] | None:
     return [m.get("id", "") for m in payload.get("data", [])]
 
 
-def _port_busy(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
 def status(config: ServerConfig | None = None) -> ServerStatus:
-    """Report whether the course's server runs on the configured port and answers."""
+    """Report whether the course's server runs on the configured port and answers.
+
+    Healthy means: the recorded pid is a llama.cpp server, it (or its group) holds the
+    listening socket of the port, and ``/v1/models`` lists the expected model.
+    """
     config = config or default_config()
     state = _read_state(config.port)
-    models = _served_models(config.base_url) if state else None
+    pid = int(state["pid"]) if state else None
+    models = _served_models(config.base_url) if pid and supervisor.owns_port(pid, config.port) else None
     return ServerStatus(
         running=state is not None,
         healthy=bool(models) and config.model_alias in (models or []),
-        pid=int(state["pid"]) if state else None,
+        pid=pid,
         base_url=config.base_url,
         model_alias=config.model_alias,
         log_file=_log_file(config.port),
     )
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _wait_healthy(config: ServerConfig, is_alive: Callable[[], bool], timeout: float) -> ServerStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = status(config)
-        if current.healthy:
-            return current
-        if not is_alive():
-            _state_file(config.port).unlink(missing_ok=True)
-            raise LLMServerError(
-                f"The llama.cpp server exited during start-up. Last log lines "
-                f"({_log_file(config.port)}):\n{_log_tail(_log_file(config.port))}"
-            )
-        time.sleep(0.25)
-    raise LLMServerError(
-        f"The llama.cpp server did not answer within {timeout:.0f} s at {config.base_url}. "
-        f"See its log: {_log_file(config.port)} (or `scripts/llm_server stop` and retry)."
-    )
+    log = _log_file(config.port)
+    try:
+        ready = supervisor.wait_until(
+            lambda: status(config).healthy, lambda: None if is_alive() else "exited", timeout
+        )
+    except supervisor.ProcessDied:
+        _state_file(config.port).unlink(missing_ok=True)
+        raise LLMServerError(
+            f"El servidor llama.cpp se cerró durante el arranque. Últimas líneas del log ({log}):\n"
+            f"{supervisor.log_tail(log)}\nCorrige lo que indica el log y vuelve a ejecutar "
+            "`scripts/llm_server start` (o la celda)."
+        ) from None
+    if not ready:
+        raise LLMServerError(
+            f"El servidor llama.cpp no respondió en {timeout:.0f} s en {config.base_url}. Mira su log "
+            f"({log}) o ejecuta `scripts/llm_server stop` y vuelve a intentarlo; en una máquina "
+            "lenta, sube el tiempo de espera (`scripts/llm_server start --timeout 300`)."
+        )
+    return status(config)
 
 
 def start(config: ServerConfig | None = None, timeout: float = 120.0) -> ServerStatus:
     """Start the server unless it already runs; return once it answers.
 
     Idempotent: a healthy server started earlier (by a notebook, a test or
-    ``scripts/llm_server``) is reused.
+    ``scripts/llm_server``) is reused.  A per-port lock makes simultaneous starts wait for
+    each other instead of racing for the port.
 
     Raises:
         LLMServerError: the port is taken by another program, llama-cpp-python is not
             installed, or the server fails to start (the message quotes its log).
     """
     config = config or default_config()
+    with supervisor.start_lock(_lock_file(config.port)):
+        return _start_locked(config, timeout)
+
+
+def _start_locked(config: ServerConfig, timeout: float) -> ServerStatus:
     current = status(config)
     if current.healthy:
         return current
     if current.running and current.pid is not None:  # started but still loading
         pid = current.pid
         return _wait_healthy(config, lambda: _is_our_process(pid), timeout)
-    if _port_busy(config.host, config.port):
+    if supervisor.port_busy(config.host, config.port):
         raise LLMServerError(
-            f"Port {config.port} is already used by another program (not the course's server). "
-            f"Stop it, or choose another port: `export {PORT_ENV}=8081`."
+            f"El puerto {config.port} ya lo usa otro programa (no es el servidor del curso). "
+            f"Ciérralo o elige otro puerto: `export {PORT_ENV}={config.port + 1}`."
         )
     try:
         import llama_cpp.server  # noqa: F401
     except ImportError as exc:
         raise LLMServerError(
-            f"llama-cpp-python[server] is not installed ({exc}). Run `make setup` "
-            '(or `pip install "llama-cpp-python[server]"`).'
+            f"llama-cpp-python[server] no está instalado ({exc}). Ejecuta `make setup` "
+            '(o `pip install "llama-cpp-python[server]"`).'
         ) from None
     if not config.model_path.is_file():
-        raise LLMServerError(f"Model file not found: {config.model_path}.")
+        raise LLMServerError(
+            f"No se encuentra el modelo {config.model_path}. Ejecuta `make setup` (descarga o "
+            "convierte el GGUF del perfil) y vuelve a intentarlo."
+        )
 
-    log_path = _log_file(config.port)
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(config.model_path),
@@ -232,26 +252,17 @@ def start(config: ServerConfig | None = None, timeout: float = 120.0) -> ServerS
         "--port", str(config.port),
         "--n_ctx", str(config.n_ctx),
     ]  # fmt: skip
-    with open(log_path, "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(  # noqa: S603
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the notebook kernel; stopped as a group
-        )
+    proc = supervisor.spawn(cmd, _log_file(config.port), service_env())
     # Wait for the exec: until then /proc/<pid>/cmdline still shows this process.
     deadline = time.monotonic() + 10
     while proc.poll() is None and not _is_our_process(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    state = {**asdict(config), "pid": proc.pid, "started": time.time(), "log": str(log_path)}
+    state = {**asdict(config), "pid": proc.pid, "started": time.time(), "log": str(_log_file(config.port))}
     state["model_path"] = str(config.model_path)
     _state_file(config.port).write_text(json.dumps(state, indent=2), encoding="utf-8")
     try:
         return _wait_healthy(config, lambda: proc.poll() is None, timeout)
-    except LLMServerError:
+    except BaseException:
         stop(config.port)  # never leave a half-started server behind
         raise
 
@@ -259,36 +270,16 @@ def start(config: ServerConfig | None = None, timeout: float = 120.0) -> ServerS
 def stop(port: int | None = None, timeout: float = 15.0) -> bool:
     """Stop the course's server on ``port`` (default: ``COURSE_LLM_PORT`` or 8080).
 
-    Returns False if none was running there.
+    A course server that holds the port without a pid file (left by a crash) is stopped
+    too.  Returns False if none was running there.
     """
-    port = port or port_from_env()
+    port = port_from_env() if port is None else parse_port(port)
     state = _read_state(port)
     if state is None:
         return False
-    pid = int(state["pid"])
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while _is_our_process(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _is_our_process(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    _reap(pid)
+    supervisor.kill_group(int(state["pid"]), _is_our_process, timeout)
     _state_file(port).unlink(missing_ok=True)
     return True
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if the server is our child (avoids a zombie in tests)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def ensure_running(settings: CourseSettings | None = None) -> ServerStatus:
@@ -296,37 +287,42 @@ def ensure_running(settings: CourseSettings | None = None) -> ServerStatus:
     return start(default_config(settings))
 
 
+# Kept for code that imported these private helpers from here.
+_log_tail = supervisor.log_tail
+_port_busy = supervisor.port_busy
+_reap = supervisor.reap
+
+
 # --------------------------------------------------------------------------- CLI
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m utils.llm_server start|stop|status|logs``."""
-    parser = argparse.ArgumentParser(
+    parser = SpanishArgumentParser(
         prog="scripts/llm_server",
-        description="Start, check and stop the course's local llama.cpp OpenAI-compatible server.",
+        description="Arranca, comprueba y para el servidor llama.cpp local del curso (compatible con OpenAI).",
     )
-    parser.add_argument("command", choices=["start", "stop", "status", "logs"])
-    parser.add_argument("--port", type=int, default=None, help=f"default: ${PORT_ENV} or {DEFAULT_PORT}")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for start-up")
+    parser.add_argument("command", choices=["start", "stop", "status", "logs"], help="qué hacer")
+    parser.add_argument("--port", default=None, help=f"puerto (por defecto: ${PORT_ENV} o {DEFAULT_PORT})")
+    parser.add_argument("--timeout", default="120", help="segundos de espera al arrancar (por defecto: 120)")
     args = parser.parse_args(argv)
     try:
+        port = port_from_env() if args.port is None else parse_port(args.port)
         if args.command == "stop":
-            stopped = stop(args.port)
-            print("stopped" if stopped else "was not running")
+            print("parado" if stop(port) else "no estaba en marcha")
             return 0
         if args.command == "logs":
-            print(_log_tail(_log_file(args.port or port_from_env()), lines=60))
+            print(supervisor.log_tail(_log_file(port), lines=60))
             return 0
-        config = default_config(port=args.port)
+        config = default_config(port=port)
         if args.command == "start":
-            print(start(config, timeout=args.timeout).describe())
+            print(start(config, timeout=parser.positive_seconds(args.timeout, "--timeout")).describe())
             return 0
         current = status(config)
         print(current.describe())
         return 0 if current.healthy else 3
-    except LLMServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (LLMServerError, KeyboardInterrupt) as exc:
+        return parser.fail(exc)
 
 
 if __name__ == "__main__":

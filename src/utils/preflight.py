@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from utils.course import normalize_name, read_pins
 from utils.errors import CourseError
 from utils.paths import build_dir
-from utils.secrets import describe_secret
+from utils.secrets import describe_secret, mask_credentials
 
 #: Set by ``python -m rehearsal run``: the full profile rehearsed on CPU against stand-ins.
 REHEARSAL_ENV = "COURSE_REHEARSAL"
@@ -57,7 +58,7 @@ class PreflightError(CourseError):
 
     def __init__(self, failures: Sequence[Check]):
         self.failures = list(failures)
-        lines = [f"Pre-flight failed: {len(self.failures)} problem(s) to fix before running this notebook:"]
+        lines = [f"Comprobación previa fallida: {len(self.failures)} problema(s) que resolver antes de ejecutar este cuaderno:"]
         for check in self.failures:
             lines.append(f"  ✘ {check.name}: {check.detail}")
             if check.fix:
@@ -80,20 +81,20 @@ def check_package(dist: str, pins: dict[str, str] | None = None) -> Check:
         pin = (pins or {}).get(normalize_name(base))
         spec = f"{base}=={pin}" if pin else base
         return Check(
-            f"package {base}",
+            f"paquete {base}",
             False,
-            "not installed",
-            f"run `make setup` (local) or `%pip install {spec}` (Colab)",
+            "no está instalado",
+            f"ejecuta `make setup` (en local) o `%pip install {spec}` (en Colab)",
         )
     pin = (pins or {}).get(normalize_name(base))
     if pin and version != pin and not version.startswith(pin + "+"):
         return Check(
-            f"package {base}",
+            f"paquete {base}",
             True,
-            f"{version} (the course pins {pin}; other versions may behave differently)",
+            f"{version} (el curso fija {pin}; otras versiones pueden comportarse distinto)",
             warning=True,
         )
-    return Check(f"package {base}", True, version)
+    return Check(f"paquete {base}", True, version)
 
 
 def check_gpu(min_vram_gb: float) -> Check:
@@ -103,24 +104,24 @@ def check_gpu(min_vram_gb: float) -> Check:
     the rehearsal runs the full code path on CPU with tiny stand-in models.
     """
     fix = (
-        "in Colab: Entorno de ejecución → Cambiar tipo de entorno → GPU (T4); "
-        "or run the mini profile on CPU: `export COURSE_PROFILE=mini`"
+        "en Colab: Entorno de ejecución → Cambiar tipo de entorno → GPU (T4); "
+        "o usa el perfil mini en CPU: `export COURSE_PROFILE=mini`"
     )
     try:
         import torch
     except ImportError:
-        return Check("GPU", False, "PyTorch is not installed", "run `make setup`")
+        return Check("GPU", False, "PyTorch no está instalado", "ejecuta `make setup`")
     if not torch.cuda.is_available():
         if in_rehearsal():
             return Check("GPU", True, f"sin GPU: ensayo del perfil full en CPU ({REHEARSAL_ENV}=1)", warning=True)
-        return Check("GPU", False, "no CUDA GPU visible", fix)
+        return Check("GPU", False, "no se ve ninguna GPU CUDA", fix)
     props = torch.cuda.get_device_properties(0)
     vram = props.total_memory / 2**30
     if vram < min_vram_gb:
         return Check(
             "GPU",
             False,
-            f"{props.name} has {vram:.1f} GiB, this profile needs {min_vram_gb:.0f} GiB",
+            f"{props.name} tiene {vram:.1f} GiB y este perfil necesita {min_vram_gb:.0f} GiB",
             fix,
         )
     return Check("GPU", True, f"{props.name}, {vram:.1f} GiB")
@@ -132,41 +133,56 @@ def check_disk(min_free_gb: float, path: Path | None = None) -> Check:
     free = shutil.disk_usage(target).free / 2**30
     if free < min_free_gb:
         return Check(
-            "disk",
+            "disco",
             False,
-            f"{free:.1f} GiB free in {target}, need {min_free_gb:.0f} GiB",
-            "free some space (e.g. `make clean`, or delete ~/.cache/huggingface)",
+            f"{free:.1f} GiB libres en {target}; hacen falta {min_free_gb:.0f} GiB",
+            "libera espacio (p. ej. `make clean`, o borra ~/.cache/huggingface)",
         )
-    return Check("disk", True, f"{free:.0f} GiB free")
+    return Check("disco", True, f"{free:.0f} GiB libres")
 
 
 def check_secret(name: str, readme_section: str | None = None) -> Check:
     """Is secret ``name`` set (environment or Colab secrets)?  Never shows its value."""
     found = describe_secret(name)
     if found is None:
-        where = f"; see README §{readme_section}" if readme_section else ""
+        where = f"; consulta el README §{readme_section}" if readme_section else ""
         return Check(
-            f"secret {name}",
+            f"secreto {name}",
             False,
-            "not set",
-            f"set it in Colab secrets (🔑 panel) or `export {name}=...`{where}",
+            "no está definido",
+            f"guárdalo en los secretos de Colab (panel 🔑) o `export {name}=...`{where}",
         )
-    return Check(f"secret {name}", True, f"set ({found.source}, {found.length} chars)")
+    source = {"env": "variable de entorno", "colab": "secretos de Colab"}.get(found.source, found.source)
+    return Check(f"secreto {name}", True, f"definido ({source}, {found.length} caracteres)")
 
 
 def check_service(service: Service, timeout: float = 3.0) -> Check:
-    """Does ``service.url`` answer a GET with a 2xx status?"""
+    """Does ``service.url`` answer a GET with a 2xx status?  (Credentials in it are masked.)"""
+    shown = mask_credentials(service.url)
     try:
         with urllib.request.urlopen(service.url, timeout=timeout) as response:  # noqa: S310
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Check(service.name, False, f"{service.url} does not answer ({reason})", service.how_to_start)
+        reason = _why_no_answer(getattr(exc, "reason", exc), timeout)
+        return Check(service.name, False, f"{shown} no responde ({reason})", service.how_to_start)
     if 200 <= status < 300:
-        return Check(service.name, True, f"{service.url} answers")
-    return Check(service.name, False, f"{service.url} answered HTTP {status}", service.how_to_start)
+        return Check(service.name, True, f"{shown} responde")
+    return Check(service.name, False, f"{shown} respondió HTTP {status}", service.how_to_start)
+
+
+def _why_no_answer(reason: object, timeout: float) -> str:
+    """The operating system's reason (English) said in Spanish."""
+    if isinstance(reason, ConnectionRefusedError):
+        return "conexión rechazada: no hay nada escuchando en ese puerto"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"sin respuesta en {timeout:.0f} s"
+    if isinstance(reason, socket.gaierror):
+        return "no se encuentra ese nombre de máquina"
+    if isinstance(reason, ConnectionResetError):
+        return "la conexión se cortó"
+    return f"error de red: {mask_credentials(str(reason))}"
 
 
 def check_asset(name: str, locate: Callable[[], object]) -> Check:
@@ -174,8 +190,8 @@ def check_asset(name: str, locate: Callable[[], object]) -> Check:
     try:
         found = locate()
     except Exception as exc:  # the asset helpers raise errors that name the install command
-        return Check(f"asset {name}", False, "missing", str(exc))
-    return Check(f"asset {name}", True, str(found))
+        return Check(f"recurso {name}", False, "no está disponible", str(exc))
+    return Check(f"recurso {name}", True, str(found))
 
 
 # --------------------------------------------------------------------------- the call
@@ -225,7 +241,7 @@ def preflight(
     if not quiet:
         for check in checks:
             mark = "✔" if check.ok and not check.warning else ("⚠" if check.ok else "✘")
-            print(f"{mark} {check.name}: {check.detail}")
+            print(mask_credentials(f"{mark} {check.name}: {check.detail}"))
     failures = [c for c in checks if not c.ok]
     if failures:
         raise PreflightError(failures)

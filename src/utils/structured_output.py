@@ -32,7 +32,16 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from utils.llm_client import Completion, Endpoint, LLMClient, LLMError, chat, default_client
+from utils.llm_client import (
+    Completion,
+    Endpoint,
+    LLMClient,
+    LLMContextError,
+    LLMError,
+    LLMRequestError,
+    chat,
+    default_client,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,6 +55,26 @@ REPAIR_PROMPT = (
 # --------------------------------------------------------------------------- parsing
 
 
+class _NotJson(ValueError):
+    """A number JSON does not allow (NaN, Infinity) or one too large for a float (1e999)."""
+
+
+def _reject_constant(name: str) -> float:
+    raise _NotJson(f"{name} no es un número JSON válido")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _NotJson(f"el número {text[:20]} no cabe en un float (sale infinito)")
+    return value
+
+
+def _decoder() -> json.JSONDecoder:
+    """Lenient with raw newlines in strings (strict=False), strict with non-finite numbers."""
+    return json.JSONDecoder(strict=False, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def extract_json(text: str) -> str | None:
     """The first JSON object in ``text``, ignoring code fences and chatter around it.
 
@@ -53,12 +82,15 @@ def extract_json(text: str) -> str | None:
     to the last ``}`` (so that validation can say what is broken); ``None`` when the text
     has no ``{`` at all.
     """
-    decoder = json.JSONDecoder(strict=False)
+    decoder = _decoder()
     start = text.find("{")
     first = start
     while start != -1:
         try:
             obj, end = decoder.raw_decode(text, start)
+        except RecursionError:  # nested too deeply: so is everything inside it; stop here
+            last = text.rfind("}")
+            return text[start : last + 1] if last > start else text[start:]
         except ValueError:
             start = text.find("{", start + 1)
             continue
@@ -71,18 +103,77 @@ def extract_json(text: str) -> str | None:
     return text[first : last + 1] if last > first else text[first:]
 
 
+#: pydantic's messages, in Spanish (``{...}`` filled from the error's ``ctx``).
+_PYDANTIC_ES = {
+    "missing": "falta este campo",
+    "extra_forbidden": "este campo no está permitido",
+    "string_type": "debe ser un texto",
+    "int_type": "debe ser un número entero",
+    "int_parsing": "debe ser un número entero",
+    "int_from_float": "debe ser un número entero, sin decimales",
+    "float_type": "debe ser un número",
+    "float_parsing": "debe ser un número",
+    "finite_number": "debe ser un número finito (ni NaN ni infinito)",
+    "bool_type": "debe ser true o false",
+    "bool_parsing": "debe ser true o false",
+    "list_type": "debe ser una lista",
+    "dict_type": "debe ser un objeto",
+    "model_type": "debe ser un objeto",
+    "model_attributes_type": "debe ser un objeto",
+    "literal_error": "debe ser uno de: {expected}",
+    "enum": "debe ser uno de: {expected}",
+    "greater_than": "debe ser mayor que {gt}",
+    "greater_than_equal": "debe ser mayor o igual que {ge}",
+    "less_than": "debe ser menor que {lt}",
+    "less_than_equal": "debe ser menor o igual que {le}",
+    "string_too_short": "debe tener al menos {min_length} caracteres",
+    "string_too_long": "debe tener como mucho {max_length} caracteres",
+    "too_short": "debe tener al menos {min_length} elementos",
+    "too_long": "debe tener como mucho {max_length} elementos",
+    "none_required": "debe ser null",
+}
+
+
+def _spanish_message(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind in ("value_error", "assertion_error"):  # the model's own validator: its message as written
+        error = (err.get("ctx") or {}).get("error")
+        return str(error) if error is not None else str(err["msg"])
+    template = _PYDANTIC_ES.get(kind)
+    if template is None:
+        return f"valor no válido ({kind})"
+    try:
+        return template.format(**(err.get("ctx") or {})).replace(" or ", " o ")
+    except (KeyError, IndexError):
+        return template.split(":")[0]
+
+
 def describe_errors(exc: ValidationError, limit: int = 4) -> str:
-    """A short, one-line summary of a pydantic error (for people and for the model)."""
+    """A short, one-line summary of a pydantic error in Spanish (for people and for the model)."""
     parts = []
     errors = exc.errors(include_url=False)
     for err in errors[:limit]:
         where = ".".join(str(p) for p in err["loc"]) or "objeto"
         got = err.get("input")
         shown = json.dumps(got, ensure_ascii=False)[:60] if got is not None and err["type"] != "missing" else ""
-        parts.append(f"{where}: {err['msg']}" + (f" (recibido: {shown})" if shown else ""))
+        parts.append(f"{where}: {_spanish_message(err)}" + (f" (recibido: {shown})" if shown else ""))
     if len(errors) > limit:
         parts.append(f"y {len(errors) - limit} error(es) más")
     return "; ".join(parts)
+
+
+#: The ``json`` module's messages, in Spanish.
+_JSON_ERRORS_ES = {
+    "Expecting value": "falta un valor",
+    "Expecting property name enclosed in double quotes": "se esperaba una clave entre comillas dobles",
+    "Expecting ',' delimiter": "falta una coma",
+    "Expecting ':' delimiter": "faltan los dos puntos tras la clave",
+    "Unterminated string starting at": "una cadena de texto no se cierra",
+    "Invalid control character at": "carácter de control no válido",
+    "Extra data": "sobra texto después del objeto",
+    "Invalid \\escape": "secuencia de escape no válida",
+    "Invalid \\uXXXX escape": "escape \\uXXXX no válido",
+}
 
 
 def validate_json(
@@ -91,19 +182,28 @@ def validate_json(
     """Parse ``text`` into ``model``: ``(value, None)`` if valid, ``(None, error)`` if not.
 
     ``context`` reaches the model's validators (``info.context``), e.g. the source text
-    an extracted field must come from.
+    an extracted field must come from.  Never raises for bad input: JSON nested too deeply
+    for Python, ``NaN``, ``Infinity`` and numbers like ``1e999`` are validation failures.
     """
     candidate = extract_json(text)
     if candidate is None:
         return None, "la respuesta no contiene ningún objeto JSON"
     try:
-        data = json.loads(candidate, strict=False)  # strict=False: a raw newline inside a string is fine
-    except ValueError as exc:
-        return None, f"JSON mal formado ({exc})"
+        data = _decoder().decode(candidate)  # a raw newline inside a string is fine
+    except _NotJson as exc:
+        return None, f"JSON no válido ({exc})"
+    except json.JSONDecodeError as exc:
+        return None, f"JSON mal formado ({_JSON_ERRORS_ES.get(exc.msg, exc.msg)}; línea {exc.lineno}, columna {exc.colno})"
+    except ValueError:  # an integer with thousands of digits
+        return None, "JSON mal formado (un número tiene demasiadas cifras)"
+    except RecursionError:
+        return None, "JSON anidado a demasiada profundidad: usa un objeto plano con las claves pedidas"
     try:
         return model.model_validate(data, context=dict(context) if context else None), None
     except ValidationError as exc:
         return None, describe_errors(exc)
+    except RecursionError:
+        return None, "JSON anidado a demasiada profundidad: usa un objeto plano con las claves pedidas"
 
 
 _TYPE_NAMES = {"string": "texto", "integer": "entero", "number": "número", "boolean": "true o false", "null": "null"}
@@ -171,7 +271,9 @@ def _constrained_chat(history: list[dict[str, str]], model: type[BaseModel], cli
     for i, style in enumerate(styles):
         try:
             completion = chat(history, client=client, response_format=schema_response_format(model, style=style), **options)
-        except openai.APIStatusError as exc:  # 400/422, or 500 from llama-cpp-python's validation
+        except LLMContextError:
+            raise  # too long for the model: another schema form does not help
+        except (openai.APIStatusError, LLMRequestError) as exc:  # 400/422, or 500 from llama-cpp-python's validation
             if i + 1 < len(styles):
                 continue
             raise LLMError(
