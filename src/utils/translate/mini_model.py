@@ -23,13 +23,12 @@ from utils.paths import data_dir
 
 #: Bump when the build changes, so caches rebuild.
 CACHE_TAG = "opus-mt-en-es-random-v2"  # v2: vocab.json fills every id up to <pad>
+PAD_ID = 65000  # <pad>, the last row of opus-mt-en-es's output layer
 #: The mini data whose English text trains the tokenizer.
 TOKENIZER_CORPUS = "llava_instruct_mini.json"
 TOKENIZER_VOCAB = 4000
 SEED = 0
 
-#: Id of ``<pad>`` (also the decoder start), the last row of the 65,001-token output layer.
-PAD_ID = 65000
 #: Values of ``Helsinki-NLP/opus-mt-en-es``'s config.json (architecture and special ids).
 OPUS_MT_EN_ES_CONFIG: dict[str, object] = {
     "vocab_size": 65001,
@@ -71,14 +70,14 @@ def _corpus_lines() -> list[str]:
     return lines
 
 
-def _train_sentencepiece(lines: list[str]) -> bytes:
+def _train_sentencepiece(lines: list[str], vocab_size: int = TOKENIZER_VOCAB) -> bytes:
     import sentencepiece as spm
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=model,
-        vocab_size=TOKENIZER_VOCAB,
+        vocab_size=vocab_size,
         hard_vocab_limit=False,  # a small corpus yields fewer pieces; that is fine
         model_type="unigram",
         character_coverage=1.0,
@@ -106,13 +105,16 @@ def marian_vocab(pieces: list[str]) -> dict[str, int]:
     return vocab
 
 
-def build_opus_mt_en_es_random(out: Path) -> None:
-    """Write a MarianMTModel (opus-mt-en-es config, random weights) and its tokenizer to ``out``."""
-    import sentencepiece as spm
-    import torch
-    from transformers import GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer
+def write_marian_tokenizer(out: Path, lines: list[str], vocab_size: int = TOKENIZER_VOCAB):
+    """Train a SentencePiece model on ``lines`` and save a MarianTokenizer with opus-mt's special ids.
 
-    spm_bytes = _train_sentencepiece(_corpus_lines())
+    Returns the tokenizer; its ``vocab.json`` has ``</s>``=0, ``<unk>``=1 and ``<pad>``=65000,
+    like the real ``Helsinki-NLP/opus-mt-en-es`` vocabulary.
+    """
+    import sentencepiece as spm
+    from transformers import MarianTokenizer
+
+    spm_bytes = _train_sentencepiece(lines, vocab_size)
     for name in ("source.spm", "target.spm"):
         (out / name).write_bytes(spm_bytes)
     processor = spm.SentencePieceProcessor(model_proto=spm_bytes)
@@ -129,17 +131,42 @@ def build_opus_mt_en_es_random(out: Path) -> None:
             target_lang="spa",
         )
     tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def first_unused_id(tokenizer) -> int:
+    """The first id of a :func:`write_marian_tokenizer` vocabulary that no piece uses.
+
+    Ids from here up to ``<pad>`` are ``<unused_N>`` fillers: a model's output bias blocks them.
+    """
+    return sum(1 for token in tokenizer.get_vocab() if not token.startswith("<unused_")) - 1
+
+
+def opus_mt_generation_config():
+    """The real model's generation_config.json (special ids, 4 beams, max_length 512, no <pad>)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
+    )
+
+
+def build_opus_mt_en_es_random(out: Path) -> None:
+    """Write a MarianMTModel (opus-mt-en-es config, random weights) and its tokenizer to ``out``."""
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
+    tokenizer = write_marian_tokenizer(out, _corpus_lines())
+    used = first_unused_id(tokenizer)
 
     torch.manual_seed(SEED)
     model = MarianMTModel(MarianConfig(**OPUS_MT_EN_ES_CONFIG)).eval()
     # Random weights would mostly pick ids beyond our small vocabulary (decoded as nothing);
     # the output bias keeps generation inside it, as a trained model's would.
     with torch.no_grad():
-        model.final_logits_bias[:, len(pieces) + 2 : PAD_ID] = -1e4
+        model.final_logits_bias[:, used:PAD_ID] = -1e4
         model.final_logits_bias[:, PAD_ID] = -1e4
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
-    )
+    model.generation_config = opus_mt_generation_config()
     model.save_pretrained(out)
 
 
