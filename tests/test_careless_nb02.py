@@ -33,7 +33,7 @@ def services():
         srv.stop()
 
 
-def _run(tmp_path: Path, monkeypatch, name: str, repeat=lambda source: False):
+def _run(tmp_path: Path, monkeypatch, name: str, repeat=None):
     build = tmp_path / name  # its own LLM cache and results: each run generates
     build.mkdir()
     (build / "run").symlink_to(run_dir(), target_is_directory=True)  # the running servers' pid files
