@@ -1,6 +1,6 @@
 # Curso «Datos de calidad y fine-tuning de LLMs» — comandos del proyecto.
 #   make course   instala (idempotente) y ejecuta los 5 cuadernos en modo mini → build/
-#   make test     instala (idempotente) y ejecuta toda la batería de tests y el ensayo del perfil full
+#   make test     instala (idempotente), pasa ruff y ejecuta toda la batería de tests y el ensayo del perfil full
 #   make rehearse ensaya el perfil full de los 5 cuadernos en CPU, con un Hub local de sustitutos
 #   make lab      abre JupyterLab en notebooks/
 SHELL := /bin/bash
@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help setup course test test-unit rehearse lab sync clean
+.PHONY: help setup course test test-unit lint rehearse lab sync clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml scripts/setup
 course: setup
 	COURSE_PROFILE=mini scripts/with_services $(PY) scripts/run_course.py
 
-test: setup
+test: setup lint
 	COURSE_PROFILE=mini scripts/with_services $(PY) -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
 	$(MAKE) rehearse
@@ -35,6 +35,11 @@ test: setup
 REHEARSE ?=
 rehearse: setup
 	$(PY) -m rehearsal run $(REHEARSE)
+
+# ruff's lint and format checks over src, notebooks, tests, scripts and benchmarks (pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-unit: setup
 	COURSE_PROFILE=mini $(PY) -m pytest tests $(PYTEST_ARGS)

@@ -52,8 +52,9 @@ def _store_module(ref: str | None):
         from utils.translate import store
 
         return store
-    source = subprocess.run(["git", "show", f"{ref}:src/utils/translate/store.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{ref}:src/utils/translate/store.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     path = Path(tempfile.mkdtemp()) / f"store_{ref.replace('/', '_')}.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -66,15 +67,29 @@ def _store_module(ref: str | None):
 def commit_times(chunks: int, ref: str | None) -> dict[int, tuple[float, float]]:
     """Mean (ms, bytes) per commit over the 10 commits before each mark."""
     store_mod = _store_module(ref)
-    rows = [{"id": f"{i:012d}", "image": f"{i:012d}.jpg", "row_index": i,
-             "conversations": [{"from": "human", "value": "<image>\n¿De qué color es el autobús?"},
-                               {"from": "gpt", "value": "El autobús es blanco y rojo, y va por la calle."}],
-             "conversations_en": [{"from": "human", "value": "<image>\nWhat color is the bus?"},
-                                  {"from": "gpt", "value": "The bus is white and red, driving down the street."}]}
-            for i in range(10)]
-    qa = {"turns_checked": 20, "turns_flagged": 4,
-          "flag_counts_turns": {"not_spanish": 4, "length_ratio": 1}, "flag_counts_rows": {"not_spanish": 2},
-          "flagged_rows": [{"row_index": i, "id": f"{i:012d}", "flags": {"not_spanish": [0, 1]}} for i in range(2)]}
+    rows = [
+        {
+            "id": f"{i:012d}",
+            "image": f"{i:012d}.jpg",
+            "row_index": i,
+            "conversations": [
+                {"from": "human", "value": "<image>\n¿De qué color es el autobús?"},
+                {"from": "gpt", "value": "El autobús es blanco y rojo, y va por la calle."},
+            ],
+            "conversations_en": [
+                {"from": "human", "value": "<image>\nWhat color is the bus?"},
+                {"from": "gpt", "value": "The bus is white and red, driving down the street."},
+            ],
+        }
+        for i in range(10)
+    ]
+    qa = {
+        "turns_checked": 20,
+        "turns_flagged": 4,
+        "flag_counts_turns": {"not_spanish": 4, "length_ratio": 1},
+        "flag_counts_rows": {"not_spanish": 2},
+        "flagged_rows": [{"row_index": i, "id": f"{i:012d}", "flags": {"not_spanish": [0, 1]}} for i in range(2)],
+    }
     stats = {"segments": 40, "requests": 40, "segments_sent": 5, "cache_hits": 35, "seconds": 0.2}
     with tempfile.TemporaryDirectory() as tmp:
         identity = store_mod.RunIdentity("sha", "in.json", chunks * 10, 10, store_mod.Shard(), "bench")
@@ -88,7 +103,7 @@ def commit_times(chunks: int, ref: str | None) -> dict[int, tuple[float, float]]
     out = {}
     for mark in MARKS:
         if mark <= chunks:
-            window = samples[max(0, mark - 10):mark]
+            window = samples[max(0, mark - 10) : mark]
             out[mark] = (statistics.mean(s[0] for s in window), statistics.mean(s[1] for s in window))
     return out
 
@@ -106,16 +121,26 @@ class Instant:
 def end_to_end(rows: int) -> dict[str, float]:
     from utils.translate.engine import run_translation
 
-    row = {"id": "000000033471", "image": "000000033471.jpg",
-           "conversations": [{"from": "human", "value": "<image>\nWhat color is the bus?"},
-                             {"from": "gpt", "value": "The bus is white and red."}]}
+    row = {
+        "id": "000000033471",
+        "image": "000000033471.jpg",
+        "conversations": [
+            {"from": "human", "value": "<image>\nWhat color is the bus?"},
+            {"from": "gpt", "value": "The bus is white and red."},
+        ],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "dup.jsonl"
         source.write_text("".join(json.dumps(row) + "\n" for _ in range(rows)), encoding="utf-8")
         began = time.perf_counter()
         report = run_translation(source, Path(tmp) / "out", Instant(), chunk_size=10, progress=False)
         wall = time.perf_counter() - began
-    return {"rows": rows, "chunks": report["chunks_done"], "wall_s": round(wall, 2), "translate_s": report["translate_s"]}
+    return {
+        "rows": rows,
+        "chunks": report["chunks_done"],
+        "wall_s": round(wall, 2),
+        "translate_s": report["translate_s"],
+    }
 
 
 def main() -> None:
@@ -131,8 +156,10 @@ def main() -> None:
             print(f"  chunk {mark:>5}: {ms:7.2f} ms/commit, {nbytes / 1024:8.1f} KiB written/commit", flush=True)
     if args.rows:
         result = end_to_end(args.rows)
-        print(f"end to end: {result['rows']} rows in {result['chunks']} chunks: wall {result['wall_s']} s, "
-              f"translating {result['translate_s']} s (the rest is reading, committing and the report)")
+        print(
+            f"end to end: {result['rows']} rows in {result['chunks']} chunks: wall {result['wall_s']} s, "
+            f"translating {result['translate_s']} s (the rest is reading, committing and the report)"
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", type=int, default=0, help="hold out N training sources and score on them")
     parser.add_argument("--eval-at", type=int, nargs="*", default=[], help="also score at these steps")
     parser.add_argument("--profile", default="mini", choices=["mini", "full"])
-    parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "real-data" / "en_es_real.jsonl",
-                        help="real EN→ES pairs to score on as well (skipped if the file is missing)")
+    parser.add_argument(
+        "--real",
+        type=Path,
+        default=ROOT.parent / "shared" / "real-data" / "en_es_real.jsonl",
+        help="real EN→ES pairs to score on as well (skipped if the file is missing)",
+    )
     parser.add_argument("--real-limit", type=int, default=0, help="score on the first N real pairs (0 = all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -77,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         sets = {name: train for name, (train, _) in split.items()}
         scored_on, eval_pairs = f"validation ({args.validation} held-out training sources)", split["good"][1]
     else:
-        scored_on, eval_pairs = f"test ({cfg.test_file})", load_pairs(f"local:data/{cfg.test_file}", limit=cfg.eval_pairs)
+        scored_on, eval_pairs = (
+            f"test ({cfg.test_file})",
+            load_pairs(f"local:data/{cfg.test_file}", limit=cfg.eval_pairs),
+        )
     real_pairs = read_pairs_jsonl(args.real)[: args.real_limit or None] if args.real.is_file() else []
     if real_pairs:
         leaks = find_leaks(sets["good"] + sets["bad"], real_pairs)
@@ -86,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def score_on(pairs, model) -> dict[str, float]:
         hyps = generate_greedy(
-            model, tokenizer, [prompt_messages(p.source, cfg.system_prompt) for p in pairs],
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
+            model,
+            tokenizer,
+            [prompt_messages(p.source, cfg.system_prompt) for p in pairs],
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.eval_batch_size,
         )
         s = score_translations(hyps, [p.target for p in pairs])
         return {"chrf": s.chrf, "bleu": s.bleu}
@@ -121,11 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             real_scores = score_on(real_pairs, trainer.model) if real_pairs else None
             runs.append(
                 {
-                    "seed": seed, "data": name, "steps": sft_config.max_steps, "lr": sft_config.learning_rate,
-                    "scored_on": scored_on, "scores": callback.scores,
-                    "real_pairs": len(real_pairs), "real_scores": real_scores,
+                    "seed": seed,
+                    "data": name,
+                    "steps": sft_config.max_steps,
+                    "lr": sft_config.learning_rate,
+                    "scored_on": scored_on,
+                    "scores": callback.scores,
+                    "real_pairs": len(real_pairs),
+                    "real_scores": real_scores,
                     "final_loss": loss_curve(trainer.state.log_history).last,
-                    "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu_s, 1),
+                    "train_s": round(train_s, 1),
+                    "train_cpu_s": round(train_cpu_s, 1),
                     "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     "threads": __import__("torch").get_num_threads(),
                 }
@@ -143,16 +159,20 @@ def main(argv: list[str] | None = None) -> int:
             gap = good[step]["chrf"] - bad[step]["chrf"]
             if step == sft_config.max_steps:
                 gaps.append(gap)
-            print(f"{seed:>5} {step:>5} {good[step]['chrf']:>10.2f} {bad[step]['chrf']:>9.2f} {gap:>+6.2f} "
-                  f"{good[step]['bleu']:>10.2f} {bad[step]['bleu']:>9.2f}")
+            print(
+                f"{seed:>5} {step:>5} {good[step]['chrf']:>10.2f} {bad[step]['chrf']:>9.2f} {gap:>+6.2f} "
+                f"{good[step]['bleu']:>10.2f} {bad[step]['bleu']:>9.2f}"
+            )
     print(f"final-step gaps: {[round(g, 2) for g in gaps]}; good wins {sum(g > 0 for g in gaps)}/{len(gaps)}")
     if real_pairs:
         print(f"\nOn {len(real_pairs)} real pairs ({args.real.name}):")
         print(f"{'seed':>5} {'chrF good':>10} {'chrF bad':>9} {'gap':>6} {'BLEU good':>10} {'BLEU bad':>9} {'gap':>6}")
         for seed in args.seeds:
             good, bad = by_key[(seed, "good")]["real_scores"], by_key[(seed, "bad")]["real_scores"]
-            print(f"{seed:>5} {good['chrf']:>10.2f} {bad['chrf']:>9.2f} {good['chrf'] - bad['chrf']:>+6.2f} "
-                  f"{good['bleu']:>10.2f} {bad['bleu']:>9.2f} {good['bleu'] - bad['bleu']:>+6.2f}")
+            print(
+                f"{seed:>5} {good['chrf']:>10.2f} {bad['chrf']:>9.2f} {good['chrf'] - bad['chrf']:>+6.2f} "
+                f"{good['bleu']:>10.2f} {bad['bleu']:>9.2f} {good['bleu'] - bad['bleu']:>+6.2f}"
+            )
     print(f"results: {out}")
     return 0
 

@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--batch-size", type=int, default=64, help="engine batch size")
     parser.add_argument("--naive-segments", type=int, default=80, help="sample size for the naive loop (0 = all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the idle cores)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                        help="the engine's precision (auto: what the engine picks on this CPU)")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="the engine's precision (auto: what the engine picks on this CPU)",
+    )
     parser.add_argument("--quantization", default="int8", help="CTranslate2 precision (default int8)")
     args = parser.parse_args(argv)
 
@@ -81,17 +85,26 @@ def main(argv: list[str] | None = None) -> float:
 
     def backend(dtype: str) -> Seq2SeqBackend:
         return Seq2SeqBackend(
-            model, batch_size=args.batch_size, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-            device="cpu", threads=args.threads or "auto", dtype=dtype,
+            model,
+            batch_size=args.batch_size,
+            max_new_tokens=args.new_tokens,
+            min_new_tokens=args.new_tokens,
+            device="cpu",
+            threads=args.threads or "auto",
+            dtype=dtype,
         )
 
     rows = json.loads(Path(args.input).read_text(encoding="utf-8"))
     sentences = row_sentences(rows)
     sample = random.Random(0).sample(sentences, k=min(len(sentences), args.naive_segments or len(sentences)))
-    print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} (1 min); "
-          f"the engine's precision here: {default_dtype}")
-    print(f"text: {len(rows)} rows, {len(sentences)} sentences ({len(set(sentences))} distinct); "
-          f"{args.new_tokens} generated tokens per sentence on both sides")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.2f} (1 min); "
+        f"the engine's precision here: {default_dtype}"
+    )
+    print(
+        f"text: {len(rows)} rows, {len(sentences)} sentences ({len(set(sentences))} distinct); "
+        f"{args.new_tokens} generated tokens per sentence on both sides"
+    )
 
     speedups: dict[str, float] = {}
     naive_rates: dict[str, float] = {}
@@ -99,8 +112,10 @@ def main(argv: list[str] | None = None) -> float:
     for dtype in dtypes:
         same_model = backend(dtype)  # the naive loop calls its model directly; the engine batches
         naive = naive_rate(same_model, sample)
-        print(f"naive loop, {dtype}: {len(sample)} sentences -> {naive:.2f} segments/s "
-              f"(torch threads {same_model.threads})")
+        print(
+            f"naive loop, {dtype}: {len(sample)} sentences -> {naive:.2f} segments/s "
+            f"(torch threads {same_model.threads})"
+        )
         engine, report = _engine_run(same_model, args.input)
         speedups[dtype] = engine / naive
         print(
@@ -114,25 +129,36 @@ def main(argv: list[str] | None = None) -> float:
         del same_model
 
     ct2 = CTranslate2Backend(
-        model, batch_size=args.batch_size, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-        device="cpu", threads=threads, quantization=args.quantization,
+        model,
+        batch_size=args.batch_size,
+        max_new_tokens=args.new_tokens,
+        min_new_tokens=args.new_tokens,
+        device="cpu",
+        threads=threads,
+        quantization=args.quantization,
     )
     engine, report = _engine_run(ct2, args.input)
     engine_rates[f"ctranslate2_{ct2.quantization}"] = engine
-    print(f"engine on CTranslate2, {ct2.quantization}: {report['segments']} sentences -> {engine:.2f} segments/s "
-          f"({report['fallbacks']} sentences redone around protected spans; {ct2.threads} threads)")
+    print(
+        f"engine on CTranslate2, {ct2.quantization}: {report['segments']} sentences -> {engine:.2f} segments/s "
+        f"({report['fallbacks']} sentences redone around protected spans; {ct2.threads} threads)"
+    )
 
     naive = max(naive_rates.values())  # the fastest naive loop
     best = max(engine_rates, key=engine_rates.get)
     speedup = engine_rates[best] / naive
     load_after = os.getloadavg()
     results = {
-        "cpus": os.cpu_count(), "threads": threads, "new_tokens": args.new_tokens,
-        "load_before": f"{load_before[0]:.2f}", "load_after": f"{load_after[0]:.2f}",
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "new_tokens": args.new_tokens,
+        "load_before": f"{load_before[0]:.2f}",
+        "load_after": f"{load_after[0]:.2f}",
         **{f"naive_{k}": f"{v:.2f}" for k, v in naive_rates.items()},
         **{f"engine_{k}": f"{v:.2f}" for k, v in engine_rates.items()},
         **{f"speedup_{k}": f"{v / naive:.1f}" for k, v in engine_rates.items()},
-        "best": best, "speedup": f"{speedup:.1f}",
+        "best": best,
+        "speedup": f"{speedup:.1f}",
     }
     print("\n".join(f"{key}={value}" for key, value in results.items()))
     return speedup

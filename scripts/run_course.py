@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from utils.course import NOTEBOOKS, notebook_info  # noqa: E402
-from utils.results import load_results  # noqa: E402
+from utils.course import NOTEBOOKS, notebook_info
+from utils.results import load_results
 
 NUMERIC = (int, float)
 
@@ -48,7 +48,7 @@ def run_notebook(src: Path, dst: Path, timeout: int) -> tuple[bool, float, str]:
     except CellExecutionError as exc:
         ok = False
         error = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else "cell error"
-    except Exception as exc:  # kernel died, timeout
+    except Exception as exc:  # noqa: BLE001 - kernel died, timeout
         ok = False
         error = f"{type(exc).__name__}: {exc}"[:200]
     elapsed = time.perf_counter() - start
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'ok' if ok else 'FAILED'} in {seconds:.0f} s", flush=True)
     total = time.perf_counter() - total
 
-    print(f"\nPerfil: {os.environ['COURSE_PROFILE']} · cuadernos ejecutados en {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    print(
+        f"\nPerfil: {os.environ['COURSE_PROFILE']} · cuadernos ejecutados en {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'cuaderno':<{width}}  estado   tiempo  resultados medidos (build/results/)")
     for name, ok, seconds, detail in rows:

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from utils.course import BADGE_MARKER, NOTEBOOKS, read_pins, readme_table, setup_cell_source  # noqa: E402
+from utils.course import BADGE_MARKER, NOTEBOOKS, read_pins, readme_table, setup_cell_source
 
-README_BLOCK = re.compile(r"(<!-- notebooks:start -->\n)(.*?)(\n<!-- notebooks:end -->)", re.S)
+README_BLOCK = re.compile(r"(<!-- notebooks:start -->\n)(.*?)(\n<!-- notebooks:end -->)", re.DOTALL)
 METADATA = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
 class ScriptedLLM(LLM):
     """Returns ``replies`` in turn (``None`` = a failed call); counts the calls."""
 
-    replies: list[Any] = []
+    replies: list[Any] = []  # noqa: RUF012 - a pydantic field: pydantic copies the default per instance
     _calls: int = PrivateAttr(default=0)
 
     @property

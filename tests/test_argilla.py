@@ -81,7 +81,7 @@ def test_server_is_healthy_and_start_is_idempotent(client):
 
 
 def test_push_annotate_pull_round_trip(client, datasets):
-    sft, dpo = datasets
+    sft, _dpo = datasets
     records, vectors = _sft_records()
     assert argilla_io.push(sft, records) == 3
     assert argilla_io.push(sft, records) == 3  # same ids: updated, not duplicated
@@ -106,7 +106,9 @@ def test_push_annotate_pull_round_trip(client, datasets):
     assert final["sft-alhambra-1"]["messages"][-1]["content"] == ROWS[0]["response"]
 
     # Reviewing again (a re-run of the notebook) replaces the reviewer's earlier answers.
-    argilla_io.submit_reviews(sft, {"sft-alhambra-1": Review("submitted", {"calidad": 3, "usa_contexto": "no"})}, client.me.id)
+    argilla_io.submit_reviews(
+        sft, {"sft-alhambra-1": Review("submitted", {"calidad": 3, "usa_contexto": "no"})}, client.me.id
+    )
     again = {p.id: p for p in argilla_io.pull_reviews(sft, ids=["sft-alhambra-1"])}
     assert list(again) == ["sft-alhambra-1"] and again["sft-alhambra-1"].values == {"calidad": 3, "usa_contexto": "no"}
 
@@ -196,7 +198,9 @@ def test_web_ui_shows_a_pushed_record(client, datasets, repo_root):
 
     sft, _ = datasets
     marker = f"¿Qué altura tiene la torre {uuid.uuid4().hex[:6]}?"
-    records, _ = _sft_records([{"article_id": "ui-1", "instruction": marker, "response": "Tiene unos treinta metros de altura."}])
+    records, _ = _sft_records(
+        [{"article_id": "ui-1", "instruction": marker, "response": "Tiene unos treinta metros de altura."}]
+    )
     argilla_io.push(sft, records)
 
     options = webdriver.ChromeOptions()
@@ -260,7 +264,10 @@ def test_stop_is_clean_and_restart_keeps_the_data(client, datasets):
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after stop"
     assert not argilla_server.status().running
     argilla_server.start()  # the data folder is reused: no migration, the dataset is still there
-    assert argilla_io.count_records(argilla_io.connect(start_local=False).datasets(name=sft.name, workspace="argilla")) == 1
+    assert (
+        argilla_io.count_records(argilla_io.connect(start_local=False).datasets(name=sft.name, workspace="argilla"))
+        == 1
+    )
 
 
 def test_a_child_that_dies_during_start_up_is_reported_with_its_code(isolated_build):
@@ -272,7 +279,9 @@ def test_a_child_that_dies_during_start_up_is_reported_with_its_code(isolated_bu
     config.search_log_file.parent.mkdir(parents=True, exist_ok=True)
     config.search_log_file.write_text("boom: the search engine failed\n", encoding="utf-8")
     child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    with pytest.raises(ArgillaServerError, match=r"proceso search de Argilla se cerró durante el arranque con código 3(.|\n)*boom"):
+    with pytest.raises(
+        ArgillaServerError, match=r"proceso search de Argilla se cerró durante el arranque con código 3(.|\n)*boom"
+    ):
         argilla_server._wait_until(lambda: False, "search", config, {"search": child.pid}, 10, {"search": child})
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -294,6 +303,7 @@ def test_two_simultaneous_starts_share_one_private_server_without_secrets(tmp_pa
     import sys
 
     from conftest import free_port
+
     from utils.services import supervisor
 
     secrets = {"HF_TOKEN": "hf_secret_value_1", "OPENAI_API_KEY": "sk-secret-value-2",

@@ -34,7 +34,9 @@ def test_env_wins_and_the_key_is_never_shown(no_argilla_env):
 
 def test_missing_key_is_actionable(no_argilla_env):
     no_argilla_env.setenv("ARGILLA_API_URL", "https://yo-argilla.hf.space")
-    with pytest.raises(MissingSecretError, match=r"Falta ARGILLA_API_KEY: guárdalo en los secretos de Colab.*README §Argilla"):
+    with pytest.raises(
+        MissingSecretError, match=r"Falta ARGILLA_API_KEY: guárdalo en los secretos de Colab.*README §Argilla"
+    ):
         resolve_target(get_settings("mini"))
     no_argilla_env.delenv("ARGILLA_API_URL")
     with pytest.raises(MissingSecretError, match=r"Falta ARGILLA_API_URL.*README §Argilla"):

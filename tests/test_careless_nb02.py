@@ -46,10 +46,16 @@ def _run(tmp_path: Path, monkeypatch, name: str, repeat=None):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_running_the_generation_cells_twice_records_what_one_run_records(services, tmp_path, monkeypatch):
-    twice = _run(tmp_path, monkeypatch, "twice", repeat=lambda source: any(mark in source for mark in GENERATION_CELLS))
+    twice = _run(
+        tmp_path, monkeypatch, "twice", repeat=lambda source: any(mark in source for mark in GENERATION_CELLS)
+    )
     assert len(twice.repeats) == 2  # both generation cells found and repeated
     for index, first, second in twice.repeats:
-        changed = {key: (first.get(key), second.get(key)) for key in first.keys() | second.keys() if first.get(key) != second.get(key)}
+        changed = {
+            key: (first.get(key), second.get(key))
+            for key in first.keys() | second.keys()
+            if first.get(key) != second.get(key)
+        }
         assert not changed, f"cell {index}: the re-run changed {changed}"
     assert twice.results["llm_rows_from_cache"] == 0 and twice.results["llm_rows_generated"] > 0
     assert twice.results["sft_generation_s"] > 0 and twice.results["llm_tokens_per_s"]

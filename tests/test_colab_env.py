@@ -7,9 +7,7 @@ interpreter (pyenv's, or COURSE_COLAB_PYTHON) and fail in CI when there is none.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,7 +47,10 @@ def colab_run(python313):
         # the light 3.13 venv starts with the versions known before resolving (see its test)
         light = pool.submit(colab_env.light_venv, python313, colab_env.expected_light_versions(freeze))
         pins = pool.submit(
-            colab_env.resolve, venv_python, requirements, freeze,
+            colab_env.resolve,
+            venv_python,
+            requirements,
+            freeze,
             # a fresh 3.13 environment: wheels only, except the known llama.cpp source build
             extra_args=["--ignore-installed", "--only-binary=:all:", "--no-binary=llama-cpp-python"],
         )
@@ -89,7 +90,9 @@ CARD = "### Ficha de recursos\n| perfil | ... |"
 
 
 def test_rules_accept_plain_upgrades_and_new_wheels():
-    res = Resolution(["transformers==5.23.0"], [_change("transformers", "5.15.0", "5.23.0"), _change("trl", None, "1.16.0")])
+    res = Resolution(
+        ["transformers==5.23.0"], [_change("transformers", "5.15.0", "5.23.0"), _change("trl", None, "1.16.0")]
+    )
     assert problems(INFO, res, card=CARD, text=CARD) == []
 
 
@@ -252,4 +255,7 @@ def test_restart_guard_counts_only_loaded_parts_of_a_shared_namespace(tmp_path, 
     monkeypatch.syspath_prepend(str(tmp_path))
     top_level = {"nsx": ["nsx-a", "nsx-b"]}
     assert imported_versions(modules=["nsx", "nsx.a"], top_level=top_level) == {"nsx-a": "1.0"}
-    assert imported_versions(modules=["nsx", "nsx.a", "nsx.b"], top_level=top_level) == {"nsx-a": "1.0", "nsx-b": "2.0"}
+    assert imported_versions(modules=["nsx", "nsx.a", "nsx.b"], top_level=top_level) == {
+        "nsx-a": "1.0",
+        "nsx-b": "2.0",
+    }

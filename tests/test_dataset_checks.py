@@ -11,7 +11,10 @@ from utils.dataset_checks import as_dataset, check_dpo_rows, check_sft_rows, rep
 USER = {"role": "user", "content": "¿Dónde está la Alhambra?"}
 ANSWER = {"role": "assistant", "content": "La Alhambra está en Granada, en el sur de España."}
 OTHER = {"role": "assistant", "content": "Creo que está en Sevilla, junto al río Guadalquivir."}
-GOOD_SFT = [{"messages": [USER, ANSWER]}, {"messages": [{"role": "system", "content": "Eres útil."}, USER, ANSWER, USER, OTHER]}]
+GOOD_SFT = [
+    {"messages": [USER, ANSWER]},
+    {"messages": [{"role": "system", "content": "Eres útil."}, USER, ANSWER, USER, OTHER]},
+]
 GOOD_DPO = [{"prompt": [USER], "chosen": [ANSWER], "rejected": [OTHER]}]
 
 
@@ -30,7 +33,10 @@ def test_good_datasets_pass(wrap):
         ([{"messages": [USER, USER, ANSWER]}], "do not alternate"),
         ([{"messages": [ANSWER, USER, ANSWER]}], "must start with a 'user' turn"),
         ([{"messages": [USER, {"role": "assistant", "content": "  "}]}], "has empty content"),
-        ([{"messages": [USER, {"role": "assistant", "content": "The Alhambra is a palace in Granada, Spain."}]}], "is not Spanish (detected 'en')"),
+        (
+            [{"messages": [USER, {"role": "assistant", "content": "The Alhambra is a palace in Granada, Spain."}]}],
+            "is not Spanish (detected 'en')",
+        ),
         ([{"messages": "¿Dónde está la Alhambra?"}], "non-empty list"),
         ([{"messages": [{"text": "hola"}]}], "must be a dict with 'role' and 'content'"),
     ],
@@ -48,7 +54,14 @@ def test_bad_sft_rows_are_reported(rows, expected):
         ({"prompt": [USER], "chosen": [ANSWER, OTHER], "rejected": [OTHER]}, "exactly one assistant turn"),
         ({"prompt": [USER], "chosen": [USER], "rejected": [OTHER]}, "chosen must end with a 'assistant' turn"),
         ({"prompt": [USER], "chosen": [], "rejected": [OTHER]}, "chosen must be a non-empty list"),
-        ({"prompt": [USER], "chosen": [ANSWER], "rejected": [{"role": "assistant", "content": "It is in Seville, next to the river."}]}, "not Spanish"),
+        (
+            {
+                "prompt": [USER],
+                "chosen": [ANSWER],
+                "rejected": [{"role": "assistant", "content": "It is in Seville, next to the river."}],
+            },
+            "not Spanish",
+        ),
     ],
 )
 def test_bad_dpo_rows_are_reported(row, expected):
@@ -76,7 +89,10 @@ def test_as_dataset_keeps_columns_when_empty():
 def test_spanish_split_flags_english_leakage():
     rows = [
         {"instruction": "¿Qué es la fotosíntesis?", "response": "Es el proceso con el que las plantas usan la luz."},
-        {"instruction": "¿Qué es la fotosíntesis?", "response": "It is how plants turn sunlight into chemical energy."},
+        {
+            "instruction": "¿Qué es la fotosíntesis?",
+            "response": "It is how plants turn sunlight into chemical energy.",
+        },
         {"instruction": "¿Qué es?", "generations": ["Sí.", "Es un proceso de las plantas verdes con luz."]},
     ]
     keep, leak = spanish_split(rows[:2], ["instruction", "response"])

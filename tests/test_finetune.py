@@ -10,10 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from utils.static_checks import unknown_keywords  # noqa: E402
-from utils.finetune import (  # noqa: E402
+from utils.finetune import (
     epoch_plan,
     generate_greedy,
     keep_trainable_fp32,
@@ -25,9 +24,10 @@ from utils.finetune import (  # noqa: E402
     save_adapter,
     supervised_text,
 )
-from utils.notebook_cells import TaggedCellError, run_tagged_cells, tagged_cell_sources  # noqa: E402
-from utils.paths import notebooks_dir, repo_root  # noqa: E402
-from utils.settings import get_settings  # noqa: E402
+from utils.notebook_cells import TaggedCellError, run_tagged_cells, tagged_cell_sources
+from utils.paths import notebooks_dir, repo_root
+from utils.settings import get_settings
+from utils.static_checks import unknown_keywords
 
 NOTEBOOK = notebooks_dir() / "03_datos_buenos_vs_malos.ipynb"
 MINI = get_settings("mini").good_bad
@@ -90,7 +90,10 @@ def test_greedy_generation_is_deterministic_and_batch_independent(smollm2):
     _, tokenizer, model = smollm2
     conversations = [
         [{"role": "user", "content": "Say hello."}],
-        [{"role": "system", "content": MINI.system_prompt}, {"role": "user", "content": "The cat is sleeping on the sofa."}],
+        [
+            {"role": "system", "content": MINI.system_prompt},
+            {"role": "user", "content": "The cat is sleeping on the sofa."},
+        ],
     ]
     side = tokenizer.padding_side
     together = generate_greedy(model, tokenizer, conversations, max_new_tokens=6, batch_size=2)
@@ -132,13 +135,25 @@ def test_one_step_adapter_saves_and_merges_to_the_same_outputs(smollm2, tmp_path
     path, tokenizer, _ = smollm2
     pairs = load_pairs(MINI.good_dataset)[:4]
     args = SFTConfig(
-        output_dir=str(tmp_path / "ckpt"), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-3,
-        logging_steps=1, save_strategy="no", report_to="none", bf16=False, activation_checkpointing=False,
+        output_dir=str(tmp_path / "ckpt"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=False,
+        activation_checkpointing=False,
         disable_tqdm=True,
     )
     lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False)
-    trainer = SFTTrainer(model=path, args=args, train_dataset=to_chat_dataset(pairs, MINI.system_prompt),
-                         processing_class=tokenizer, peft_config=lora)
+    trainer = SFTTrainer(
+        model=path,
+        args=args,
+        train_dataset=to_chat_dataset(pairs, MINI.system_prompt),
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
     trainer.train()
     folder = save_adapter(trainer, tmp_path / "adapter", extra={"seed": 7})
     assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
@@ -174,7 +189,11 @@ def _library_targets() -> dict:
         "AutoTokenizer.from_pretrained": AutoTokenizer.from_pretrained,
     }
     for module in (finetune, mt_eval, translation_pairs):  # the course's own helpers, too
-        targets |= {name: obj for name, obj in vars(module).items() if inspect.isfunction(obj) and obj.__module__ == module.__name__}
+        targets |= {
+            name: obj
+            for name, obj in vars(module).items()
+            if inspect.isfunction(obj) and obj.__module__ == module.__name__
+        }
     return targets
 
 
@@ -196,9 +215,15 @@ def test_full_profile_configuration_builds_with_the_installed_versions():
     """Run the notebook's configuration cell with the full settings (4-bit, fp16)."""
     full = get_settings("full").good_bad
     ns = run_tagged_cells(
-        NOTEBOOK, ["good-bad-config"],
-        {"cfg": full, "base_path": full.base_model, "tokenizer": None, "SYSTEM_PROMPT": full.system_prompt,
-         "to_chat_dataset": None},
+        NOTEBOOK,
+        ["good-bad-config"],
+        {
+            "cfg": full,
+            "base_path": full.base_model,
+            "tokenizer": None,
+            "SYSTEM_PROMPT": full.system_prompt,
+            "to_chat_dataset": None,
+        },
     )
     bnb, lora, sft = ns["bnb_config"], ns["lora_config"], ns["sft_config"]
     assert bnb is not None and bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4"
@@ -219,7 +244,9 @@ def test_mini_configuration_is_cpu_fp32_and_both_runs_share_it():
 
 def test_missing_tag_is_a_clear_error(tmp_path):
     path = tmp_path / "n.ipynb"
-    path.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {"tags": ["a"]}, "source": ["x = 1\n", "y = x + 1"]}]}))
+    path.write_text(
+        json.dumps({"cells": [{"cell_type": "code", "metadata": {"tags": ["a"]}, "source": ["x = 1\n", "y = x + 1"]}]})
+    )
     assert tagged_cell_sources(path, "a") == ["x = 1\ny = x + 1"]
     assert run_tagged_cells(path, ["a"])["y"] == 2
     with pytest.raises(TaggedCellError, match="tagged 'b'"):
@@ -234,9 +261,16 @@ def _tiny_qwen2(folder):
     from utils.assets import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINI.base_model))  # SmolLM2: ChatML like Qwen2.5
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     Qwen2ForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -259,9 +293,15 @@ def test_qlora_with_fp16_amp_keeps_every_trainable_parameter_fp32(tmp_path, monk
     assert full.load_in_4bit and full.precision == "fp16"
     tokenizer = _tiny_qwen2(tmp_path / "qwen")
     ns = run_tagged_cells(
-        NOTEBOOK, ["good-bad-config"],
-        {"cfg": full, "base_path": str(tmp_path / "qwen"), "tokenizer": tokenizer,
-         "SYSTEM_PROMPT": full.system_prompt, "to_chat_dataset": to_chat_dataset},
+        NOTEBOOK,
+        ["good-bad-config"],
+        {
+            "cfg": full,
+            "base_path": str(tmp_path / "qwen"),
+            "tokenizer": tokenizer,
+            "SYSTEM_PROMPT": full.system_prompt,
+            "to_chat_dataset": to_chat_dataset,
+        },
     )
     assert ns["sft_config"].fp16
     trainer = ns["crear_trainer"](load_pairs(MINI.good_dataset)[:8])

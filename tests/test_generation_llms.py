@@ -46,7 +46,9 @@ def test_cpu_gets_float32():
     assert choose_precision(None).dtype == "float32"
 
 
-@pytest.mark.parametrize(("capability", "dtype", "batch"), [(T4, "float32", FP32_GPU_MAX_BATCH), (A100, "bfloat16", 16)])
+@pytest.mark.parametrize(
+    ("capability", "dtype", "batch"), [(T4, "float32", FP32_GPU_MAX_BATCH), (A100, "bfloat16", 16)]
+)
 def test_full_profile_llms_are_built_with_the_gpus_precision(monkeypatch, capability, dtype, batch):
     from utils import generation_llms
     from utils.preference_pairs import closed_book_tasks, judge_task

@@ -82,7 +82,9 @@ def test_notebook_teaching_skeleton(info):
 
 
 def test_sync_check_is_clean():
-    proc = subprocess.run([sys.executable, "scripts/sync_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "scripts/sync_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -103,8 +105,8 @@ def test_requirements_are_exact_pins():
 
 def test_environment_yml_installs_from_requirements():
     text = (ROOT / "environment.yml").read_text(encoding="utf-8")
-    assert re.search(r"^\s*- python=3\.11\s*$", text, re.M)
-    assert re.search(r"^\s*- -r requirements\.txt\s*$", text, re.M)
+    assert re.search(r"^\s*- python=3\.11\s*$", text, re.MULTILINE)
+    assert re.search(r"^\s*- -r requirements\.txt\s*$", text, re.MULTILINE)
     assert "==" not in text, "versions belong in requirements.txt only"
 
 
@@ -117,9 +119,7 @@ ALLOWED_LOCAL_KEYS = {"sk-local-llama-cpp", "curso-argilla-local-key", "curso-ar
 TOKEN_PATTERNS = {
     "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
     "OpenAI key": re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    "Argilla key assignment": re.compile(
-        r"(?i)argilla[_-]?api[_-]?key\W{0,3}\s*[:=]\s*['\"]?([A-Za-z0-9._\-]{8,})"
-    ),
+    "Argilla key assignment": re.compile(r"(?i)argilla[_-]?api[_-]?key\W{0,3}\s*[:=]\s*['\"]?([A-Za-z0-9._\-]{8,})"),
     "key/token literal": re.compile(
         r"(?i)\b(?:api[_-]?key|token|secret|password)\b\s*[:=]\s*['\"]([A-Za-z0-9._\-/+]{20,})['\"]"
     ),
@@ -185,7 +185,7 @@ def test_text_files_are_clean_utf8():
 
 def test_readme_quickstart_is_two_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"## Inicio rápido.*?```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    block = re.search(r"## Inicio rápido.*?```(?:bash|sh)?\n(.*?)```", readme, re.DOTALL)
     assert block, "README needs an «Inicio rápido» section with a code block"
     commands = [l for l in block.group(1).splitlines() if l.strip() and not l.strip().startswith("#")]
     assert commands == ["make course", "make test"]

@@ -59,7 +59,9 @@ def test_helper_kwargs_for_4bit_loading_are_accepted():
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
     full = get_settings("full").llava
     kwargs = from_pretrained_kwargs(load_in_4bit=full.load_in_4bit, dtype=full.dtype)
-    assert set(kwargs) <= popped_keywords(LlavaForConditionalGeneration.from_pretrained) and isinstance(kwargs["quantization_config"], BitsAndBytesConfig)
+    assert set(kwargs) <= popped_keywords(LlavaForConditionalGeneration.from_pretrained) and isinstance(
+        kwargs["quantization_config"], BitsAndBytesConfig
+    )
     assert kwargs["device_map"] == "auto"
 
 
@@ -79,9 +81,9 @@ def test_notebook_lora_and_training_arguments_build_with_full_settings(tmp_path)
         "LANGUAGE_MODEL_LORA_TARGETS": LANGUAGE_MODEL_LORA_TARGETS,
         "PROJECTOR_MODULE": PROJECTOR_MODULE,
     }
-    lora = eval(notebook_call_source("LoraConfig"), namespace)  # noqa: S307 — the notebook's own expression
+    lora = eval(notebook_call_source("LoraConfig"), namespace)
     assert (lora.r, lora.lora_alpha) == (full.lora_r, full.lora_alpha)
-    args = eval(notebook_call_source("TrainingArguments"), namespace)  # noqa: S307
+    args = eval(notebook_call_source("TrainingArguments"), namespace)
     assert args.fp16 and args.activation_checkpointing and args.max_steps == full.max_steps
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == full.batch_size * full.grad_accum
 
@@ -95,18 +97,30 @@ def test_lora_targets_only_the_language_model_of_a_llava_15_shaped_model():
 
     # llava-1.5-7b's shapes, shrunk in depth so the meta-device build is instant.
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=2,
-                                       num_attention_heads=16, image_size=336, patch_size=14),
-        text_config=LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=2,
-                                num_attention_heads=32, vocab_size=32064),
+        vision_config=CLIPVisionConfig(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=2,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+        ),
+        text_config=LlamaConfig(
+            hidden_size=4096, intermediate_size=11008, num_hidden_layers=2, num_attention_heads=32, vocab_size=32064
+        ),
     )
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(config)
     full = get_settings("full").llava
     peft_model = get_peft_model(
         model,
-        LoraConfig(r=full.lora_r, lora_alpha=full.lora_alpha, target_modules=LANGUAGE_MODEL_LORA_TARGETS,
-                   modules_to_save=[PROJECTOR_MODULE], task_type="CAUSAL_LM"),
+        LoraConfig(
+            r=full.lora_r,
+            lora_alpha=full.lora_alpha,
+            target_modules=LANGUAGE_MODEL_LORA_TARGETS,
+            modules_to_save=[PROJECTOR_MODULE],
+            task_type="CAUSAL_LM",
+        ),
     )
     adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in peft_model.named_modules() if n.endswith(".lora_A")}
     assert len(adapted) == 2 * 7, sorted(adapted)
@@ -131,9 +145,13 @@ def notebook_lora_config(cfg):
 
     from utils.llava_training import LANGUAGE_MODEL_LORA_TARGETS, PROJECTOR_MODULE
 
-    namespace = {"cfg": cfg, "LoraConfig": LoraConfig, "LANGUAGE_MODEL_LORA_TARGETS": LANGUAGE_MODEL_LORA_TARGETS,
-                 "PROJECTOR_MODULE": PROJECTOR_MODULE}
-    return eval(notebook_call_source("LoraConfig"), namespace)  # noqa: S307
+    namespace = {
+        "cfg": cfg,
+        "LoraConfig": LoraConfig,
+        "LANGUAGE_MODEL_LORA_TARGETS": LANGUAGE_MODEL_LORA_TARGETS,
+        "PROJECTOR_MODULE": PROJECTOR_MODULE,
+    }
+    return eval(notebook_call_source("LoraConfig"), namespace)
 
 
 def tiny_llava_shaped(folder: Path) -> Path:
@@ -142,10 +160,22 @@ def tiny_llava_shaped(folder: Path) -> Path:
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                       num_attention_heads=4, image_size=336, patch_size=14),
-        text_config=LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                num_key_value_heads=4, vocab_size=320),
+        vision_config=CLIPVisionConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=336,
+            patch_size=14,
+        ),
+        text_config=LlamaConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            vocab_size=320,
+        ),
         image_token_index=300,
     )
     torch.manual_seed(0)
@@ -173,8 +203,12 @@ def test_4bit_model_keeps_the_projector_trainable_in_float(tmp_path):
     kinds = {name: type(module).__name__ for name, module in model.named_modules()}
     assert kinds["model.language_model.layers.0.self_attn.q_proj"] == "Linear4bit"
     assert kinds["model.language_model.layers.1.mlp.down_proj"] == "Linear4bit"
-    for kept in ("model.multi_modal_projector.linear_1", "model.multi_modal_projector.linear_2", "lm_head",
-                 "model.vision_tower.encoder.layers.0.self_attn.q_proj"):
+    for kept in (
+        "model.multi_modal_projector.linear_1",
+        "model.multi_modal_projector.linear_2",
+        "lm_head",
+        "model.vision_tower.encoder.layers.0.self_attn.q_proj",
+    ):
         assert kinds[kept] == "Linear", (kept, kinds[kept])
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=full.gradient_checkpointing)
     peft_model = get_peft_model(model, notebook_lora_config(full))
@@ -204,10 +238,18 @@ def llava_15_7b_on_meta():
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-                                       num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
-        text_config=LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                num_attention_heads=32, vocab_size=32064),
+        vision_config=CLIPVisionConfig(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+            projection_dim=768,
+        ),
+        text_config=LlamaConfig(
+            hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32064
+        ),
     )
     with torch.device("meta"):
         return LlavaForConditionalGeneration(config)
@@ -226,8 +268,9 @@ def test_full_qlora_settings_fit_a_t4_with_margin():
     assert 7.0e9 < sum(p.numel() for p in model.parameters()) < 7.1e9  # llava-1.5-7b: 7.06 B
     peft_model = get_peft_model(model, notebook_lora_config(full))
     seq_len = 576 + 64  # 576 image tokens (336 px / 14 px patches, CLS dropped) + the question and answer
-    estimate = estimate_qlora_memory(peft_model, batch_size=full.batch_size, seq_len=seq_len,
-                                     checkpointing=full.gradient_checkpointing)
+    estimate = estimate_qlora_memory(
+        peft_model, batch_size=full.batch_size, seq_len=seq_len, checkpointing=full.gradient_checkpointing
+    )
     lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     assert lora == 32 * full.lora_r * (4 * 2 * 4096 + 3 * (4096 + 11008))  # r × (in + out) per projection
     assert estimate.total_gb <= 0.7 * T4_USABLE_GB, "\n".join(estimate.lines())

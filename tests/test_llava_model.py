@@ -17,6 +17,7 @@ from utils.llava_model import (
 from utils.llava_training import VqaCollator
 from utils.vqa_data import VqaRow, csv_to_llava_rows, generate_synthetic_vqa, read_csv
 
+
 @pytest.fixture(scope="module")
 def tiny():
     """The cached tiny LLaVA (built once per machine, then ~1 s to load)."""
@@ -85,7 +86,7 @@ def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
 
 @pytest.mark.slow
 def test_collator_labels_cover_only_the_answer(tiny, vqa):
-    model, processor = tiny
+    _model, processor = tiny
     folder, rows = vqa
     batch = VqaCollator(processor, folder)(rows[:3])
     tokenizer = processor.tokenizer

@@ -143,8 +143,13 @@ class TestWithTinyLlava:
 
         folder, rows, _, _ = setup
         model, processor = load_llava("local:tiny-llava-smollm2")
-        config = LoraConfig(r=4, lora_alpha=8, target_modules=LANGUAGE_MODEL_LORA_TARGETS,
-                            modules_to_save=[PROJECTOR_MODULE], task_type="CAUSAL_LM")
+        config = LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules=LANGUAGE_MODEL_LORA_TARGETS,
+            modules_to_save=[PROJECTOR_MODULE],
+            task_type="CAUSAL_LM",
+        )
         peft_model = get_peft_model(model, config)
 
         steps_run = []
@@ -154,11 +159,25 @@ class TestWithTinyLlava:
                 steps_run.append(state.global_step)
 
         def trainer(max_steps):
-            args = TrainingArguments(output_dir=str(tmp_path / "ckpt"), max_steps=max_steps, per_device_train_batch_size=2,
-                                     learning_rate=1e-2, save_steps=1, logging_steps=1, report_to="none",
-                                     remove_unused_columns=False, disable_tqdm=True, seed=0)
-            return Trainer(model=peft_model, args=args, train_dataset=rows, data_collator=VqaCollator(processor, folder),
-                           callbacks=[CountSteps()])
+            args = TrainingArguments(
+                output_dir=str(tmp_path / "ckpt"),
+                max_steps=max_steps,
+                per_device_train_batch_size=2,
+                learning_rate=1e-2,
+                save_steps=1,
+                logging_steps=1,
+                report_to="none",
+                remove_unused_columns=False,
+                disable_tqdm=True,
+                seed=0,
+            )
+            return Trainer(
+                model=peft_model,
+                args=args,
+                train_dataset=rows,
+                data_collator=VqaCollator(processor, folder),
+                callbacks=[CountSteps()],
+            )
 
         train_resumable(trainer(1))
         assert last_checkpoint(tmp_path / "ckpt").endswith("checkpoint-1")
@@ -196,8 +215,14 @@ class TestWithTinyLlava:
             assert not alive, "the merged base is still in memory when the saved copy is reloaded"
             return LlavaForConditionalGeneration.from_pretrained(folder)
 
-        merged, check = merge_and_verify(tmp_path / "adapter", processor, tmp_path / "merged", load_base=load_base,
-                                         answer=answer, load_merged=load_merged)
+        merged, check = merge_and_verify(
+            tmp_path / "adapter",
+            processor,
+            tmp_path / "merged",
+            load_base=load_base,
+            answer=answer,
+            load_merged=load_merged,
+        )
         assert len(loaded) == 1 and loaded[0]() is None
         assert check.all_equal and check.identical == 3
         assert not any("lora" in name for name, _ in merged.named_parameters())
@@ -205,7 +230,6 @@ class TestWithTinyLlava:
             merged_logits = merged(**inputs).logits
         assert torch.allclose(merged_logits, adapter_logits, atol=1e-3)
         assert (tmp_path / "merged" / "processor_config.json").is_file()
-
 
     def test_rerun_after_the_last_step_loads_the_weights_and_trains_nothing(self, setup, tmp_path):
         """Issue 15.2: ``Trainer.train(resume_from_checkpoint=<checkpoint at max_steps>)`` in
@@ -223,14 +247,36 @@ class TestWithTinyLlava:
         for _ in range(2):  # the notebook's training cell, run twice: fresh model and trainer each time
             model, _ = load_llava("local:tiny-llava-smollm2")
             set_seed(0)
-            peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.05,
-                                                          target_modules=LANGUAGE_MODEL_LORA_TARGETS,
-                                                          modules_to_save=[PROJECTOR_MODULE], task_type="CAUSAL_LM"))
-            args = TrainingArguments(output_dir=str(tmp_path / "ckpt"), max_steps=6, per_device_train_batch_size=2,
-                                     save_steps=3, save_total_limit=1, logging_steps=5, learning_rate=1e-3,
-                                     report_to="none", remove_unused_columns=False, disable_tqdm=True, seed=0)
-            trainer = Trainer(model=peft_model, args=args, train_dataset=rows,  # 8 rows: 4 steps per epoch
-                              data_collator=VqaCollator(processor, folder))
+            peft_model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=4,
+                    lora_alpha=8,
+                    lora_dropout=0.05,
+                    target_modules=LANGUAGE_MODEL_LORA_TARGETS,
+                    modules_to_save=[PROJECTOR_MODULE],
+                    task_type="CAUSAL_LM",
+                ),
+            )
+            args = TrainingArguments(
+                output_dir=str(tmp_path / "ckpt"),
+                max_steps=6,
+                per_device_train_batch_size=2,
+                save_steps=3,
+                save_total_limit=1,
+                logging_steps=5,
+                learning_rate=1e-3,
+                report_to="none",
+                remove_unused_columns=False,
+                disable_tqdm=True,
+                seed=0,
+            )
+            trainer = Trainer(
+                model=peft_model,
+                args=args,
+                train_dataset=rows,  # 8 rows: 4 steps per epoch
+                data_collator=VqaCollator(processor, folder),
+            )
             train_resumable(trainer)
             assert trainer.state.global_step == 6
             trained.append({n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad})

@@ -178,7 +178,7 @@ def test_stop_also_stops_a_server_left_without_pid_file(config):
 
 def test_cli_status_and_stop(config):
     env = {**os.environ, "COURSE_LLM_PORT": str(config.port)}
-    run = lambda *args: subprocess.run(  # noqa: E731
+    run = lambda *args: subprocess.run(
         [sys.executable, "-m", "utils.llm_server", *args], env=env, capture_output=True, text=True, timeout=180
     )
     stopped = run("status")

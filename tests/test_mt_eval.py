@@ -6,9 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from utils.mt_eval import (  # noqa: E402
+from utils.mt_eval import (
     EvaluationError,
     MTScores,
     comparison_table,

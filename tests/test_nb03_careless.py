@@ -5,14 +5,20 @@ model, so the losses restarted low and the good model's chrF jumped from 33.3 to
 from __future__ import annotations
 
 import pytest
-
 from careless import ROOT, comparable, kernel_env, run_notebook
+
 from utils.paths import notebooks_dir
 
 NOTEBOOK = notebooks_dir() / "03_datos_buenos_vs_malos.ipynb"
 # A short run (a few steps, a few test pairs): enough for a second training to show.
-SHORT = {"good_bad.max_steps": 2, "good_bad.batch_size": 2, "good_bad.logging_steps": 1,
-         "good_bad.eval_pairs": 3, "good_bad.max_new_tokens": 8, "good_bad.eval_batch_size": 3}
+SHORT = {
+    "good_bad.max_steps": 2,
+    "good_bad.batch_size": 2,
+    "good_bad.logging_steps": 1,
+    "good_bad.eval_pairs": 3,
+    "good_bad.max_new_tokens": 8,
+    "good_bad.eval_batch_size": 3,
+}
 
 
 def training_or_evaluation(source: str) -> bool:

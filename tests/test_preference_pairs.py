@@ -91,7 +91,9 @@ def test_ultrafeedback_parses_what_the_grammar_forces():
              "#### Output for Text 3\nRating: 5\nRationale: Excelente.")  # fmt: skip
     judge = UltraFeedback(llm=ScriptedLLM(replies=[reply, "no sigue el formato"]), aspect="overall-rating")
     judge.load()
-    rows = next(judge.process([{"instruction": "¿Dónde?", "generations": GENS}, {"instruction": "¿Qué?", "generations": GENS}]))
+    rows = next(
+        judge.process([{"instruction": "¿Dónde?", "generations": GENS}, {"instruction": "¿Qué?", "generations": GENS}])
+    )
     assert rows[0]["ratings"] == [4, 2, 5] and rows[0]["rationales"][1] == "Inventa datos."
     assert preference_pair("¿Dónde?", GENS, rows[0]["ratings"])["chosen"][0]["content"] == GENS[2]
     assert rows[1]["ratings"] == [None] and preference_pair("¿Qué?", GENS, rows[1]["ratings"]) is None

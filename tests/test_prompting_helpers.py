@@ -95,7 +95,9 @@ def test_deeply_nested_json_is_a_validation_failure_not_a_crash():
 
 def _notebook_review() -> type[BaseModel]:
     """The ``Review`` model exactly as notebook 05 defines it (its cell, executed)."""
-    notebook = json.loads((data_dir().parent / "notebooks" / "05_prompting_llm_local.ipynb").read_text(encoding="utf-8"))
+    notebook = json.loads(
+        (data_dir().parent / "notebooks" / "05_prompting_llm_local.ipynb").read_text(encoding="utf-8")
+    )
     source = next("".join(c["source"]) for c in notebook["cells"]
                   if c["cell_type"] == "code" and "class Review(BaseModel)" in "".join(c["source"]))  # fmt: skip
     header = "from typing import Literal\nfrom pydantic import BaseModel, Field, ValidationInfo, field_validator\n"
@@ -131,8 +133,10 @@ def test_order_total_and_menu_prices_must_be_finite_and_not_negative(tmp_path):
 
 def test_describe_schema_in_words():
     text = describe_schema(Review)
-    assert text == ('un objeto JSON con las claves "product" (texto), "sentiment" (uno de "positivo", '
-                    '"negativo", "neutro") y "price" (número o null)')
+    assert text == (
+        'un objeto JSON con las claves "product" (texto), "sentiment" (uno de "positivo", '
+        '"negativo", "neutro") y "price" (número o null)'
+    )
     menu = Menu.load(data_dir() / "tienda_menu.json")
     nested = describe_schema(order_model(menu))
     assert '"items" (lista; cada elemento: objeto con las claves "product" (uno de "café solo"' in nested
@@ -145,7 +149,9 @@ def test_schema_response_format_per_server():
     assert schema_response_format(Review, course) == {"type": "json_object", "schema": Review.model_json_schema()}
     openai_style = schema_response_format(Review, other)
     assert openai_style["type"] == "json_schema" and openai_style["json_schema"]["schema"]["required"] == [
-        "product", "sentiment"]
+        "product",
+        "sentiment",
+    ]
 
 
 def _result(*errors: str | None) -> JsonResult:
@@ -158,8 +164,12 @@ def test_tally_counts_outcomes():
     for result in (_result(None), _result("bad", None), _result("bad", "bad"), _result(None)):
         tally.add(result)
     assert (tally.first_try, tally.after_repair, tally.failed, tally.total) == (2, 1, 1, 4)
-    assert tally.as_dict("json_") == {"json_valid_first_try": 2, "json_valid_after_repair": 1, "json_invalid": 1,
-                                      "json_total": 4}
+    assert tally.as_dict("json_") == {
+        "json_valid_first_try": 2,
+        "json_valid_after_repair": 1,
+        "json_invalid": 1,
+        "json_total": 4,
+    }
     assert [r.outcome for r in tally.results] == ["a la primera", "tras reparar", "inválido", "a la primera"]
 
 
@@ -173,15 +183,19 @@ def test_summarize_latency_and_throughput():
     assert usage.completion_tokens == 100 and usage.tokens_per_s == round(100 / 8.0, 1)
     assert summarize([]).calls == 0
     assert Completion("a", "m", 2.0, 5, 10, "length").stats_line() == (
-        "⏱ 2.00 s · 5 → 10 tokens · 5 tok/s · cortada por max_tokens")
+        "⏱ 2.00 s · 5 → 10 tokens · 5 tok/s · cortada por max_tokens"
+    )
 
 
 def test_use_server_presets(monkeypatch):
     monkeypatch.delenv("LLM_BASE_URL", raising=False)
     monkeypatch.delenv("LLM_MODEL", raising=False)
     endpoint = use_server("ollama", model="qwen2.5:3b")
-    assert (endpoint.base_url, endpoint.model, endpoint.is_course_server) == ("http://localhost:11434/v1",
-                                                                             "qwen2.5:3b", False)
+    assert (endpoint.base_url, endpoint.model, endpoint.is_course_server) == (
+        "http://localhost:11434/v1",
+        "qwen2.5:3b",
+        False,
+    )
     assert use_server("lmstudio").model == llm_client.SERVER_PRESETS["lmstudio"].example_model
     assert use_server("course").is_course_server
     with pytest.raises(KeyError, match="ollama"):
@@ -215,8 +229,10 @@ def test_prompting_settings_fit_the_context_window(profile):
 
 
 def test_new_modules_import_cheaply():
-    code = ("import sys, utils.structured_output, utils.chatbot, utils.prompt_exercises; "
-            "print([m for m in ('openai', 'torch', 'matplotlib') if m in sys.modules])")
+    code = (
+        "import sys, utils.structured_output, utils.chatbot, utils.prompt_exercises; "
+        "print([m for m in ('openai', 'torch', 'matplotlib') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 
@@ -227,8 +243,10 @@ def test_new_modules_import_cheaply():
 def _conversation(turns: int) -> list[dict[str, str]]:
     history = [{"role": "system", "content": "Eres un camarero."}]
     for i in range(turns):
-        history += [{"role": "user", "content": f"pregunta número {i} " * 3},
-                    {"role": "assistant", "content": f"respuesta número {i} " * 3}]
+        history += [
+            {"role": "user", "content": f"pregunta número {i} " * 3},
+            {"role": "assistant", "content": f"respuesta número {i} " * 3},
+        ]
     return history
 
 
@@ -236,7 +254,7 @@ def test_trim_history_keeps_system_and_newest():
     history = _conversation(6) + [{"role": "user", "content": "¿y la cuenta?"}]
     window = trim_history(history, 120)
     assert window[0] == history[0] and window[-1] == history[-1]
-    assert window[1:] == history[len(history) - len(window) + 1:]  # a contiguous, newest tail
+    assert window[1:] == history[len(history) - len(window) + 1 :]  # a contiguous, newest tail
     assert window[1]["role"] == "user" and history_tokens(window) <= 120 < history_tokens(history)
     assert trim_history(history, 10_000) == history
 
@@ -257,8 +275,18 @@ def test_token_estimate_counts_up():
     assert estimate_tokens("") == 0 and estimate_tokens("a") == 1 and estimate_tokens("x" * 25) == 10
 
 
-@pytest.mark.parametrize("text, ends", [("salir", True), ("  Salir. ", True), ("", True), (None, True),
-                                        ("adiós", True), ("salir a la terraza", False), ("un café", False)])
+@pytest.mark.parametrize(
+    "text, ends",
+    [
+        ("salir", True),
+        ("  Salir. ", True),
+        ("", True),
+        (None, True),
+        ("adiós", True),
+        ("salir a la terraza", False),
+        ("un café", False),
+    ],
+)
 def test_is_exit(text, ends):
     assert is_exit(text) is ends
 
@@ -277,18 +305,27 @@ def test_menu_and_order_check():
     menu = Menu.load(data_dir() / "tienda_menu.json")
     assert menu.price("cruasán") == 1.80 and "- café con leche: 1.50 €" in menu.as_text()
     Order = order_model(menu)
-    order = Order.model_validate({"items": [{"product": "café con leche", "quantity": 2},
-                                            {"product": "cruasán", "quantity": 1},
-                                            {"product": "café con leche", "quantity": 1}], "total": 4.8})
+    order = Order.model_validate(
+        {
+            "items": [
+                {"product": "café con leche", "quantity": 2},
+                {"product": "cruasán", "quantity": 1},
+                {"product": "café con leche", "quantity": 1},
+            ],
+            "total": 4.8,
+        }
+    )
     check = check_order(order, menu)
     assert check.computed_total == 6.30 and not check.total_ok
     assert check.quantities() == {"café con leche": 3, "cruasán": 1}
     assert "6.30" in check.receipt() and "el modelo dijo 4.80" in check.receipt()
     good = check_order(Order.model_validate({"items": [{"product": "té", "quantity": 3}], "total": 3.9}), menu)
     assert good.total_ok
-    for bad in ({"items": [{"product": "pizza", "quantity": 1}], "total": 1},
-                {"items": [{"product": "té", "quantity": 0}], "total": 0},
-                {"items": [], "total": 0}):
+    for bad in (
+        {"items": [{"product": "pizza", "quantity": 1}], "total": 1},
+        {"items": [{"product": "té", "quantity": 0}], "total": 0},
+        {"items": [], "total": 0},
+    ):
         with pytest.raises(ValueError):
             Order.model_validate(bad)
     with pytest.raises(KeyError, match="no está en la carta"):

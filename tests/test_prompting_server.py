@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel, Field, field_validator
+from test_llm_server import config  # noqa: F401  (fixture: a free port and a temporary build/)
 
 from utils.chatbot import (
     Menu,
@@ -26,7 +27,6 @@ from utils.llm_client import (
     LLMUnavailableError,
     get_completion,
 )
-from test_llm_server import config  # noqa: F401  (fixture: a free port and a temporary build/)
 from utils.llm_server import LOCAL_API_KEY, start, stop
 from utils.paths import data_dir
 from utils.retry import RetryPolicy
@@ -97,7 +97,9 @@ def test_shop_bot_loop_talks_until_salir(client):
     menu = Menu.load(data_dir() / "tienda_menu.json")
     bot = ShopBot(menu, max_history_tokens=600, client=client, max_tokens=5)
     shown: list[str] = []
-    turns = bot.run(read=scripted(["Quiero dos cafés con leche.", "salir", "no llega"], echo=shown.append), write=shown.append)
+    turns = bot.run(
+        read=scripted(["Quiero dos cafés con leche.", "salir", "no llega"], echo=shown.append), write=shown.append
+    )
     assert turns == 1 and [m["role"] for m in bot.transcript] == ["user", "assistant"]
     assert bot.sent == 2 and bot.dropped == 0 and len(bot.replies) == 1
     assert shown[-1] == "(fin de la conversación)" and not any("no llega" in s for s in shown)
@@ -135,7 +137,9 @@ class NeverValid(BaseModel):
 
 
 def test_repair_loop_gives_up_after_the_allowed_repairs(client):
-    result = ask_json('Reply with {"answer": 1}', NeverValid, constrained=True, repairs=1, client=client, max_tokens=20)
+    result = ask_json(
+        'Reply with {"answer": 1}', NeverValid, constrained=True, repairs=1, client=client, max_tokens=20
+    )
     assert not result.ok and result.outcome == "inválido" and len(result.attempts) == 2
     assert all("rejected on purpose" in a.error for a in result.attempts)
     # the repair request carries the first answer and the error: a longer prompt

@@ -36,7 +36,10 @@ LEARNER_SECRETS = {
     "text, masked",
     [
         ("http://ana:sk-1@10.0.0.2:8000/v1", "http://***@10.0.0.2:8000/v1"),
-        ("falló https://token@example.org/api y redis://:pw@127.0.0.1:6379/0", "falló https://***@example.org/api y redis://***@127.0.0.1:6379/0"),
+        (
+            "falló https://token@example.org/api y redis://:pw@127.0.0.1:6379/0",
+            "falló https://***@example.org/api y redis://***@127.0.0.1:6379/0",
+        ),
         ("http://a:b@c@host/x", "http://***@host/x"),
         ("http://127.0.0.1:8080/v1?to=ana@example.org", "http://127.0.0.1:8080/v1?to=ana@example.org"),
         ("escribe a ana@example.org", "escribe a ana@example.org"),

@@ -48,8 +48,12 @@ def test_environment_overrides_reach_every_get_settings_call(monkeypatch):
 
 @pytest.mark.parametrize(
     "raw, message",
-    [("{nope", "no es JSON válido"), ("[1]", "objeto JSON"), ('{"max_steps": 1}', "sección.ajuste"),
-     ('{"nada.max_steps": 1}', "no es una sección")],
+    [
+        ("{nope", "no es JSON válido"),
+        ("[1]", "objeto JSON"),
+        ('{"max_steps": 1}', "sección.ajuste"),
+        ('{"nada.max_steps": 1}', "no es una sección"),
+    ],
 )
 def test_bad_environment_overrides_are_explained(monkeypatch, raw, message):
     monkeypatch.setenv(OVERRIDES_ENV, raw)

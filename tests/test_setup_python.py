@@ -26,14 +26,14 @@ def run_setup(python: str | None, tmp_path: Path) -> subprocess.CompletedProcess
     return subprocess.run(["bash", "scripts/setup"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("version", [(3, 11), (3, 12), (3, 13)], ids=lambda v: "%d.%d" % v)
+@pytest.mark.parametrize("version", [(3, 11), (3, 12), (3, 13)], ids=lambda v: "{}.{}".format(*v))
 def test_setup_accepts_supported_python(version, tmp_path):
     python = find_python(version)
     if python is None:
-        pytest.skip("Python %d.%d is not installed here" % version)
+        pytest.skip("Python {}.{} is not installed here".format(*version))
     proc = run_setup(python, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "uso Python %d.%d" % version in proc.stdout
+    assert "uso Python {}.{}".format(*version) in proc.stdout
 
 
 def test_setup_picks_a_python_and_names_it(tmp_path):

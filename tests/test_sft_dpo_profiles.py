@@ -53,14 +53,16 @@ def test_full_profile_llms_take_only_arguments_transformers_llm_accepts():
 def test_mini_llm_sends_the_grammar_only_to_the_course_server(monkeypatch):
     cfg = MINI.sft_dpo
     monkeypatch.delenv("LLM_BASE_URL", raising=False)
-    llm = make_llm(cfg.generator_model, max_new_tokens=64, temperature=0.5, grammar="root ::= \"x\"", seed=3, settings=MINI)
+    llm = make_llm(
+        cfg.generator_model, max_new_tokens=64, temperature=0.5, grammar='root ::= "x"', seed=3, settings=MINI
+    )
     assert isinstance(llm, OpenAILLM)
     accepted = set(inspect.signature(OpenAILLM.agenerate).parameters) - {"self", "input"}
     assert set(llm.generation_kwargs) <= accepted
-    assert llm.generation_kwargs["extra_body"] == {"grammar": "root ::= \"x\"", "seed": 3}
+    assert llm.generation_kwargs["extra_body"] == {"grammar": 'root ::= "x"', "seed": 3}
     monkeypatch.setenv("LLM_BASE_URL", "http://localhost:1234/v1")
     monkeypatch.setenv("LLM_MODEL", "otro-modelo")
-    other = make_llm(cfg.generator_model, max_new_tokens=64, temperature=0.5, grammar="root ::= \"x\"", settings=MINI)
+    other = make_llm(cfg.generator_model, max_new_tokens=64, temperature=0.5, grammar='root ::= "x"', settings=MINI)
     assert "extra_body" not in other.generation_kwargs and other.model == "otro-modelo"
 
 
@@ -95,7 +97,14 @@ def test_the_pipeline_for_ray_is_built_from_the_same_tasks(settings):
     rows = [{"article_id": "1", "title": "Luna", "content": "La Luna es el satélite de la Tierra."}]
     pipeline = build_pipeline(settings.sft_dpo, rows, settings=settings, replicas=2, gpus_per_replica=1)
     names = set(pipeline.dag.G.nodes)
-    assert {"articulos", "instruccion_y_respuesta", "solo_parseadas", "agrupar", "candidatas", "juez_ultrafeedback"} <= names
+    assert {
+        "articulos",
+        "instruccion_y_respuesta",
+        "solo_parseadas",
+        "agrupar",
+        "candidatas",
+        "juez_ultrafeedback",
+    } <= names
     assert {f"sin_contexto_{i}" for i in range(1, settings.sft_dpo.candidates)} <= names
     assert callable(pipeline.ray)
     grounded = pipeline.dag.get_step("instruccion_y_respuesta")["step"]
@@ -107,7 +116,9 @@ def test_the_pipeline_for_ray_is_built_from_the_same_tasks(settings):
 def test_the_pipeline_runs_end_to_end_on_the_local_server(llm_endpoint, tmp_path, monkeypatch):
     """The DAG behind `pipeline.ray()` really runs (locally, mini, one short article)."""
     monkeypatch.setenv("DISTILABEL_CACHE_DIR", str(tmp_path))
-    cfg = dataclasses.replace(MINI.sft_dpo, max_new_tokens_instruction=200, max_new_tokens_answer=64, max_new_tokens_judge=160)
+    cfg = dataclasses.replace(
+        MINI.sft_dpo, max_new_tokens_instruction=200, max_new_tokens_answer=64, max_new_tokens_judge=160
+    )
     rows = [{"article_id": "1", "title": "Luna",
              "content": "La Luna es el único satélite natural de la Tierra. Está a unos 384 400 kilómetros."}]  # fmt: skip
     distiset = build_pipeline(cfg, rows, settings=MINI).run(use_cache=False)

@@ -32,8 +32,16 @@ class Status(Exception):
 
 @pytest.mark.parametrize(
     "exc, expected",
-    [(TimeoutError(), True), (ConnectionResetError(), True), (Status(429), True), (Status(503), True),
-     (Status(400), False), (Status(404), False), (ValueError("bad"), False), (TransientError("x"), True)],
+    [
+        (TimeoutError(), True),
+        (ConnectionResetError(), True),
+        (Status(429), True),
+        (Status(503), True),
+        (Status(400), False),
+        (Status(404), False),
+        (ValueError("bad"), False),
+        (TransientError("x"), True),
+    ],
 )
 def test_transient_classification(exc, expected):
     assert is_transient(exc) is expected

@@ -17,7 +17,9 @@ def test_overlap_counts_content_words():
 
 
 def test_sft_rules():
-    accepted = review_sft("¿Dónde están los palacios de la Alhambra?", "Los palacios de la Alhambra están en Granada.", CONTEXT, 4)
+    accepted = review_sft(
+        "¿Dónde están los palacios de la Alhambra?", "Los palacios de la Alhambra están en Granada.", CONTEXT, 4
+    )
     assert accepted.status == "submitted" and accepted.values == {"calidad": 4, "usa_contexto": "si"}
     corrected = review_sft("¿Qué declaró la Unesco en 1984?", "Declaró que era un aeropuerto moderno.", CONTEXT, 5)
     assert corrected.values["usa_contexto"] == "no" and corrected.values["calidad"] == 2
@@ -32,6 +34,8 @@ def test_dpo_rules():
     assert ranked.status == "submitted" and ranked.values == {"ranking": ["respuesta_2", "respuesta_1"]}
     tied = review_dpo("¿Qué declaró la Unesco sobre la Alhambra?", ["Nada relevante.", "Nada relevante."], CONTEXT)
     assert tied.status == "discarded"
-    fixed = review_dpo("¿Qué declaró la Unesco en 1984?", ["Unos marineros vikingos.", "Unos sultanes vikingos famosos."], CONTEXT)
+    fixed = review_dpo(
+        "¿Qué declaró la Unesco en 1984?", ["Unos marineros vikingos.", "Unos sultanes vikingos famosos."], CONTEXT
+    )
     assert fixed.values["ranking"] == ["respuesta_2", "respuesta_1"]
     assert fixed.values["respuesta_corregida"] == "En 1984 la Unesco la declaró Patrimonio de la Humanidad."

@@ -32,12 +32,97 @@ from utils.structured_output import ask_json, validate_json
 
 #: Words that are English and never Spanish: one of them in a message means an English sentence.
 ENGLISH_ONLY = frozenset(
-    """the is are was were not and or to of with for from by on at into this that these those it its
-    please failed fails found missing could would should must already another program stopped running
-    starting within did does do have need needs free install installed retry choose input valid file
-    server port see check run make sure when then there their your you be been being which while
-    unknown expected exceeded exited answer answered started errors refused connection usage argument
-    arguments invalid value unrecognized required following""".split()
+    [
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "not",
+        "and",
+        "or",
+        "to",
+        "of",
+        "with",
+        "for",
+        "from",
+        "by",
+        "on",
+        "at",
+        "into",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "please",
+        "failed",
+        "fails",
+        "found",
+        "missing",
+        "could",
+        "would",
+        "should",
+        "must",
+        "already",
+        "another",
+        "program",
+        "stopped",
+        "running",
+        "starting",
+        "within",
+        "did",
+        "does",
+        "do",
+        "have",
+        "need",
+        "needs",
+        "free",
+        "install",
+        "installed",
+        "retry",
+        "choose",
+        "input",
+        "valid",
+        "file",
+        "server",
+        "port",
+        "see",
+        "check",
+        "run",
+        "make",
+        "sure",
+        "when",
+        "then",
+        "there",
+        "their",
+        "your",
+        "you",
+        "be",
+        "been",
+        "being",
+        "which",
+        "while",
+        "unknown",
+        "expected",
+        "exceeded",
+        "exited",
+        "answer",
+        "answered",
+        "started",
+        "errors",
+        "refused",
+        "connection",
+        "usage",
+        "argument",
+        "arguments",
+        "invalid",
+        "value",
+        "unrecognized",
+        "required",
+        "following",
+    ]
 )
 _BACKTICKS = re.compile(r"`[^`]*`")
 _CODE = re.compile(r"https?://\S+|\S*[/\\._=<>{}\[\]|$§]\S*|'[^']*'|\"[^\"]*\"|«[^»]*»|\b[A-Z0-9_]{2,}\b|--?\w[\w-]*")
@@ -101,8 +186,14 @@ def _cli(module: str, *args: str) -> str:
 
 @pytest.mark.parametrize(
     "args",
-    [("arrancar",), (), ("start", "--port", "99999"), ("status", "--port", "-1"), ("start", "--timeout", "pronto"),
-     ("start", "--no-existe")],
+    [
+        ("arrancar",),
+        (),
+        ("start", "--port", "99999"),
+        ("status", "--port", "-1"),
+        ("start", "--timeout", "pronto"),
+        ("start", "--no-existe"),
+    ],
 )
 def test_llm_server_cli_messages(args, isolated_build):
     assert_spanish(_cli("utils.llm_server", *args))
@@ -125,8 +216,16 @@ def test_argilla_server_messages(isolated_build, busy_port, monkeypatch):
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         messages = [
-            raised(lambda: argilla_server._wait_until(lambda: False, "Argilla", config, {"search": child.pid}, 5, {"search": child})),
-            raised(lambda: argilla_server._wait_until(lambda: False, "Argilla", config, {"search": alive.pid}, 0.5, {"search": alive})),
+            raised(
+                lambda: argilla_server._wait_until(
+                    lambda: False, "Argilla", config, {"search": child.pid}, 5, {"search": child}
+                )
+            ),
+            raised(
+                lambda: argilla_server._wait_until(
+                    lambda: False, "Argilla", config, {"search": alive.pid}, 0.5, {"search": alive}
+                )
+            ),
         ]
     finally:
         alive.kill()
@@ -159,7 +258,13 @@ def test_secret_and_preflight_messages(monkeypatch, isolated_build, unused_port,
             packages=["pytest", "surely-not-installed-pkg"],
             secrets=["COURSE_TEST_KEY"],
             disk_gb=10**9,
-            services=[Service("servidor LLM", f"http://127.0.0.1:{unused_port}/v1/models", "arráncalo con `scripts/llm_server start`")],
+            services=[
+                Service(
+                    "servidor LLM",
+                    f"http://127.0.0.1:{unused_port}/v1/models",
+                    "arráncalo con `scripts/llm_server start`",
+                )
+            ],
             extra=[check_asset("modelo", missing_asset), check_gpu(10**6)],
             readme_section="Secretos",
         )
@@ -207,7 +312,7 @@ def test_prompting_messages(unused_port, tmp_path):
                          (401, "invalid api key"), (404, "model not found"), (422, "bad response_format")):  # fmt: skip
         client = _Refusing(endpoint, retry=fast)
         client.status, client.text = status, text
-        messages.append(raised(lambda: get_completion("hola", client=client), LLMError))
+        messages.append(raised(lambda client=client: get_completion("hola", client=client), LLMError))
     client = _Refusing(endpoint, retry=fast)
     messages.append(raised(lambda: ask_json("hola", Price, constrained=True, client=client), LLMError))
     messages.append(raised(lambda: use_server("lmstudo"), KeyError))
@@ -217,7 +322,11 @@ def test_prompting_messages(unused_port, tmp_path):
         assert error is not None
         messages.append(error)
     bad_menu = tmp_path / "carta.json"
-    for content in ('{"shop": "x"}', '{"shop": "x", "items": []}', '{"shop": "x", "items": [{"name": "té", "price": -1}]}'):
+    for content in (
+        '{"shop": "x"}',
+        '{"shop": "x", "items": []}',
+        '{"shop": "x", "items": [{"name": "té", "price": -1}]}',
+    ):
         bad_menu.write_text(content, encoding="utf-8")
         messages.append(raised(lambda: Menu.load(bad_menu), ValueError))
     bad_menu.write_text('{"shop": "x", "items": [{"name": "té", "price": 1.2}]}', encoding="utf-8")
@@ -240,4 +349,6 @@ def test_the_checker_catches_english():
     ):
         with pytest.raises(AssertionError):
             assert_spanish(old)
-    assert_spanish("El puerto 8081 ya lo usa otro programa. Ciérralo o elige otro puerto: `export COURSE_LLM_PORT=8082`.")
+    assert_spanish(
+        "El puerto 8081 ya lo usa otro programa. Ciérralo o elige otro puerto: `export COURSE_LLM_PORT=8082`."
+    )

@@ -11,8 +11,20 @@ from utils.paths import repo_root
 from utils.static_checks import call_keywords, imported_names, notebook_keyword_problems, unknown_keywords
 
 #: Libraries whose call signatures the notebooks rely on (plus the course's own helpers).
-LIBRARIES = ("transformers", "peft", "trl", "datasets", "distilabel", "argilla", "openai",
-             "huggingface_hub", "sacrebleu", "torch", "pydantic", "utils")
+LIBRARIES = (
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "distilabel",
+    "argilla",
+    "openai",
+    "huggingface_hub",
+    "sacrebleu",
+    "torch",
+    "pydantic",
+    "utils",
+)
 
 
 def test_call_keywords_and_unknown_keywords():

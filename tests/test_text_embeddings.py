@@ -17,7 +17,11 @@ def test_embeddings_are_unit_vectors_and_cross_lingual():
 
 def test_closest_sentence_finds_the_answer():
     text = "El Teide está en Tenerife. Mide 3715 metros.\nEs un volcán activo, aunque en reposo."
-    assert split_sentences(text) == ["El Teide está en Tenerife.", "Mide 3715 metros.", "Es un volcán activo, aunque en reposo."]
+    assert split_sentences(text) == [
+        "El Teide está en Tenerife.",
+        "Mide 3715 metros.",
+        "Es un volcán activo, aunque en reposo.",
+    ]
     sentence, score = closest_sentence("¿Cuántos metros mide?", text)
     assert sentence == "Mide 3715 metros." and 0 < score <= 1
     assert closest_sentence("¿Está activo el volcán?", text)[0].startswith("Es un volcán activo")

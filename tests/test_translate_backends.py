@@ -47,7 +47,9 @@ def test_seq2seq_backend_decodes_with_the_fast_greedy_loop_and_the_same_outputs(
     from utils.assets import resolve_model
 
     assert marian.fast_greedy_off is None  # greedy opus-mt: the fast loop is used
-    slow = Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), batch_size=4, max_new_tokens=6, fast_greedy=False)
+    slow = Seq2SeqBackend(
+        resolve_model("local:opus-mt-en-es-random"), batch_size=4, max_new_tokens=6, fast_greedy=False
+    )
     assert slow.fast_greedy_off == "fast_greedy=False" and slow.name == marian.name  # same outputs, same cache key
     texts = ["What color is the bus?", "A much longer sentence about a dog catching a frisbee in a park.", "Yes."]
     assert marian.translate(texts) == slow.translate(texts)
@@ -83,17 +85,20 @@ def test_fixed_length_generation_for_benchmarks():
 def test_full_profile_generation_and_loading_arguments_exist():
     """The full profile cannot run here; check its calls against the installed versions."""
     from huggingface_hub import hf_hub_download
-    from transformers import GenerationConfig, MarianConfig
+    from transformers import GenerationConfig, MarianConfig, MarianTokenizer, NllbTokenizer
 
     from utils.translate.mini_model import OPUS_MT_EN_ES_CONFIG
-
-    from transformers import MarianTokenizer, NllbTokenizer
 
     # NLLB (the documented option) is detected by its `src_lang`; Marian has none.
     assert hasattr(NllbTokenizer, "src_lang") and not hasattr(MarianTokenizer, "src_lang")
     full = get_settings("full").translate
-    kwargs = {"max_new_tokens": full.max_new_tokens, "num_beams": full.num_beams, "do_sample": False,
-              "forced_bos_token_id": 3, "min_new_tokens": 1}
+    kwargs = {
+        "max_new_tokens": full.max_new_tokens,
+        "num_beams": full.num_beams,
+        "do_sample": False,
+        "forced_bos_token_id": 3,
+        "min_new_tokens": 1,
+    }
     GenerationConfig(**kwargs).validate(strict=True)
     assert set(OPUS_MT_EN_ES_CONFIG) <= {f for f in MarianConfig.__dataclass_fields__}
     params = inspect.signature(hf_hub_download).parameters
@@ -118,7 +123,7 @@ class _FlakyChatServer(BaseHTTPRequestHandler):
 
     calls = 0
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         length = int(self.headers["Content-Length"])
         body = json.loads(self.rfile.read(length))
         type(self).calls += 1
@@ -128,9 +133,13 @@ class _FlakyChatServer(BaseHTTPRequestHandler):
             return
         text = body["messages"][-1]["content"]
         payload = {
-            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": f"ES: {text}"}}],
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"ES: {text}"}}
+            ],
         }
         data = json.dumps(payload).encode()
         self.send_response(200)

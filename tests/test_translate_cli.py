@@ -47,16 +47,30 @@ def built_model():
 
 
 def test_help_lists_the_contract():
-    for args, words in [((), ["run", "merge"]),
-                        (("run",), ["INPUT", "OUT_DIR", "--backend", "--chunk-size", "--shard"]),
-                        (("merge",), ["OUT_DIR", "RESULT.jsonl"])]:
+    for args, words in [
+        ((), ["run", "merge"]),
+        (("run",), ["INPUT", "OUT_DIR", "--backend", "--chunk-size", "--shard"]),
+        (("merge",), ["OUT_DIR", "RESULT.jsonl"]),
+    ]:
         out = cli(*args, "--help").stdout
         assert all(word in out for word in words), out
 
 
 def test_precision_option_reaches_the_model_and_the_report(tmp_path):
-    report = json.loads(cli("run", str(MINI), str(tmp_path / "out"), "--no-progress", *FAST[:2], "--limit", "4",
-                            *FAST[4:], "--dtype", "float32").stdout)
+    report = json.loads(
+        cli(
+            "run",
+            str(MINI),
+            str(tmp_path / "out"),
+            "--no-progress",
+            *FAST[:2],
+            "--limit",
+            "4",
+            *FAST[4:],
+            "--dtype",
+            "float32",
+        ).stdout
+    )
     assert report["complete"] and report["backend"].endswith(",dtype=float32")
     assert "--dtype" in cli("run", "--help").stdout
 
@@ -118,7 +132,9 @@ def _exactly_once(out: Path, result: Path, rows: int = ROWS) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C (SIGINT)"), (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.parametrize(
+    ("sig", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C (SIGINT)"), (signal.SIGTERM, 143, "SIGTERM")]
+)
 def test_ctrl_c_or_sigterm_stops_cleanly_and_the_same_command_resumes(tmp_path, sig, code, name):
     out = tmp_path / "out"
     proc = start_background_run(MINI, out, *FAST)
@@ -167,8 +183,10 @@ def test_a_full_disk_stops_cleanly_and_the_same_command_resumes(tmp_path, monkey
     _exactly_once(out, tmp_path / "result.jsonl")
 
 
-@pytest.mark.parametrize(("option", "value"), [("--limit", "-1"), ("--limit", "0"), ("--chunk-size", "0"),
-                                               ("--batch-size", "-3"), ("--chunk-size", "diez")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--limit", "-1"), ("--limit", "0"), ("--chunk-size", "0"), ("--batch-size", "-3"), ("--chunk-size", "diez")],
+)
 def test_bad_numbers_are_refused_not_silently_changed(tmp_path, option, value):
     proc = cli("run", str(MINI), str(tmp_path / "out"), "--profile", "mini", option, value, check=False)
     assert proc.returncode == 2 and option in proc.stderr and "Traceback" not in proc.stderr
@@ -180,7 +198,10 @@ def test_a_bad_out_dir_is_reported_before_the_model_loads(tmp_path):
     a_file.write_text("not a folder", encoding="utf-8")
     # The model does not exist: if it were loaded first, the error would be about the model.
     nowhere = ("--profile", "mini", "--model", "local:no-such-model", "--limit", "4")
-    for out_dir, message in ((a_file, "es un fichero, no una carpeta"), (a_file / "out", "una parte de la ruta es un fichero")):
+    for out_dir, message in (
+        (a_file, "es un fichero, no una carpeta"),
+        (a_file / "out", "una parte de la ruta es un fichero"),
+    ):
         proc = cli("run", str(MINI), str(out_dir), *nowhere, check=False)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     read_only = _read_only_dir(tmp_path)
@@ -203,7 +224,9 @@ def _read_only_dir(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("content", "message"), [(b"", "no tiene ninguna fila"), (b"oops\n{]\n", "Ninguna de las 2 filas")])
+@pytest.mark.parametrize(
+    ("content", "message"), [(b"", "no tiene ninguna fila"), (b"oops\n{]\n", "Ninguna de las 2 filas")]
+)
 def test_an_empty_or_garbage_input_exits_1_instead_of_complete(tmp_path, content, message):
     source = tmp_path / "in.jsonl"
     source.write_bytes(content)
@@ -217,8 +240,13 @@ def test_a_really_full_tmpfs_stops_cleanly_and_resumes_once_space_is_freed(tmp_p
     """The same as above with a real ENOSPC: OUT_DIR on a 96 KiB tmpfs (only where mount is allowed)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a small tmpfs needs root")
     try:
         out = mnt / "out"

@@ -105,15 +105,35 @@ def test_a_bad_quantization_is_a_clear_spanish_error_before_any_conversion(mini_
 
 def test_cli_runs_the_ctranslate2_backend_and_refuses_a_bad_quantization(tmp_path):
     mini = input_file(get_settings("mini").translate)
-    args = [sys.executable, "-m", "utils.translate", "run", str(mini), str(tmp_path / "out"), "--no-progress",
-            "--profile", "mini", "--limit", "6", "--max-new-tokens", "4", "--backend", "ctranslate2"]
+    args = [
+        sys.executable,
+        "-m",
+        "utils.translate",
+        "run",
+        str(mini),
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--profile",
+        "mini",
+        "--limit",
+        "6",
+        "--max-new-tokens",
+        "4",
+        "--backend",
+        "ctranslate2",
+    ]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     assert report["complete"] and report["backend"].startswith("ctranslate2:")
     assert report["backend"].endswith("quantization=int8") and report["rows_in"] == 6
-    bad = subprocess.run(args[:5] + [str(tmp_path / "bad"), *args[6:], "--quantization", "int3"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    bad = subprocess.run(
+        args[:5] + [str(tmp_path / "bad"), *args[6:], "--quantization", "int3"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "Cuantización desconocida para CTranslate2: 'int3'" in bad.stderr
 
@@ -131,7 +151,7 @@ def test_benchmark_prints_every_side_and_the_speedup_last_as_key_value_lines(tmp
     spec.loader.exec_module(bench)
     speedup = bench.main(["--input", str(source), "--new-tokens", "2", "--naive-segments", "3", "--threads", "1"])
     lines = capsys.readouterr().out.strip().splitlines()
-    values = dict(line.split("=", 1) for line in lines[lines.index(next(x for x in lines if x.startswith("cpus="))):])
+    values = dict(line.split("=", 1) for line in lines[lines.index(next(x for x in lines if x.startswith("cpus="))) :])
     assert list(values)[-1] == "speedup" and float(values["speedup"]) == round(speedup, 1)
     expected = {"naive_float32", "engine_transformers_float32", "engine_ctranslate2_int8", "load_before", "load_after"}
     assert expected <= set(values)

@@ -151,7 +151,7 @@ def test_translations_keep_the_structure_and_the_english(tmp_path, translator):
             assert es["value"].startswith("<image>") == en["value"].startswith("<image>")
             assert es["value"].endswith("<image>") == en["value"].endswith("<image>")
             assert es["value"].count("\n") == en["value"].count("\n")
-            assert re.findall(r"```.*?```", es["value"], re.S) == re.findall(r"```.*?```", en["value"], re.S)
+            assert re.findall(r"```.*?```", es["value"], re.DOTALL) == re.findall(r"```.*?```", en["value"], re.DOTALL)
 
 
 def test_loadable_with_datasets(tmp_path):
@@ -203,8 +203,15 @@ def test_a_backend_that_is_down_stops_the_run_without_losing_committed_chunks(tm
             return super().translate(texts)
 
     with pytest.raises(BackendUnavailableError, match="vuelve a ejecutar el mismo comando para reanudar"):
-        run_translation(MINI, tmp_path / "out", GoesDown(batch_size=4), chunk_size=2, retry=FAST_RETRY,
-                        max_consecutive_failures=3, progress=False)
+        run_translation(
+            MINI,
+            tmp_path / "out",
+            GoesDown(batch_size=4),
+            chunk_size=2,
+            retry=FAST_RETRY,
+            max_consecutive_failures=3,
+            progress=False,
+        )
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert report["complete"] is False and report["chunks_done"] >= 1
     resumed = run_translation(MINI, tmp_path / "out", FakeSpanish(), chunk_size=2, progress=False)
@@ -214,14 +221,15 @@ def test_a_backend_that_is_down_stops_the_run_without_losing_committed_chunks(tm
 @pytest.mark.parametrize("translator", ["fake", "seq2seq", "ctranslate2"], indirect=True)
 def test_lost_numbers_fall_back_to_piece_by_piece_translation(tmp_path, translator):
     backend, limit = translator
-    report = run_translation(MINI, tmp_path / "out", backend or DropsNumbers(), chunk_size=66, limit=limit,
-                             progress=False)
+    report = run_translation(
+        MINI, tmp_path / "out", backend or DropsNumbers(), chunk_size=66, limit=limit, progress=False
+    )
     assert report["fallbacks"] > 0
     merge_outputs([tmp_path / "out"], tmp_path / "result.jsonl")
     number = re.compile(r"(?<![\w.,])\d+(?:[.,:/]\d+)*(?!\w)")
     for row in _rows(tmp_path / "result.jsonl"):
         for es, en in zip(row["conversations"], row["conversations_en"], strict=True):
-            prose = lambda text: re.sub(r"```.*?```", "", text, flags=re.S)  # noqa: E731
+            prose = lambda text: re.sub(r"```.*?```", "", text, flags=re.DOTALL)
             assert Counter(number.findall(prose(en["value"]))) == Counter(number.findall(prose(es["value"])))
     assert report["qa"]["flag_counts_turns"]["numbers"] == 0
 

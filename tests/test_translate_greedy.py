@@ -7,11 +7,19 @@ import torch
 
 from utils.translate.greedy import fast_greedy_supported, greedy_generate
 
-
 #: A small encoder-decoder; init_std 1.0 so that different sources give different outputs.
-SMALL = dict(vocab_size=40, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-             decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
-             init_std=1.0)
+SMALL = {
+    "vocab_size": 40,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "max_position_embeddings": 64,
+    "init_std": 1.0,
+}
 
 
 def tiny_marian(seed: int = 0):
@@ -137,7 +145,15 @@ def test_settings_the_loop_does_not_handle_are_refused_with_the_reason(extra, re
 def test_a_decoder_only_model_or_no_length_cap_is_refused():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2))
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=40,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     assert fast_greedy_supported(llama, {"max_new_tokens": 5}) == "not an encoder-decoder model"
     assert fast_greedy_supported(tiny_marian(), {"num_beams": 1}) == "max_new_tokens is not set"

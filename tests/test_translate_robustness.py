@@ -91,8 +91,13 @@ def test_merge_cli_refuses_a_result_inside_the_out_dir(tmp_path):
     out = tmp_path / "out"
     run_translation(MINI, out, FakeSpanish(), chunk_size=33, progress=False)
     before = (out / "manifest.json").read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "utils.translate", "merge", str(out), str(out / "manifest.json")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "utils.translate", "merge", str(out), str(out / "manifest.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "dentro de la carpeta de salida" in proc.stderr
     assert "Traceback" not in proc.stderr and (out / "manifest.json").read_bytes() == before
 
@@ -128,8 +133,12 @@ def test_rows_that_failed_transiently_are_translated_by_the_next_run(tmp_path):
 def test_a_sentence_that_always_times_out_is_quarantined_after_a_few_runs(tmp_path):
     source, out = _with_sentence(tmp_path, "The server times out here."), tmp_path / "out"
     backend = TimesOutOn("times out")
-    reports = [run_translation(source, out, backend, chunk_size=4, retry=FAST_RETRY, max_transient_deferrals=2,
-                               progress=False) for _ in range(3)]
+    reports = [
+        run_translation(
+            source, out, backend, chunk_size=4, retry=FAST_RETRY, max_transient_deferrals=2, progress=False
+        )
+        for _ in range(3)
+    ]
     assert [r["complete"] for r in reports] == [False, False, True]
     quarantine = read_jsonl(out / "quarantine.jsonl")
     assert [q["row_index"] for q in quarantine] == [5] and "transient" in quarantine[0]["reason"]
@@ -151,8 +160,14 @@ def test_a_folder_of_the_previous_format_is_converted_and_its_transient_rows_ret
     rows1 = read_jsonl(out / chunks["1"]["file"])
     bad = next(r for r in rows1 if r["row_index"] == 5)
     kept = [r for r in rows1 if r["row_index"] != 5]
-    quarantined = [{"id": bad["id"], "row_index": 5, "row": bad,
-                    "reason": "translation failed: TransientError (transient, attempts exhausted): 504"}]
+    quarantined = [
+        {
+            "id": bad["id"],
+            "row_index": 5,
+            "row": bad,
+            "reason": "translation failed: TransientError (transient, attempts exhausted): 504",
+        }
+    ]
     from utils.translate.store import jsonl_bytes, sha256_bytes
 
     for key, rows in (("file", kept), ("quarantine_file", quarantined)):
@@ -160,8 +175,9 @@ def test_a_folder_of_the_previous_format_is_converted_and_its_transient_rows_ret
         chunks["1"][key.replace("file", "sha256")] = sha256_bytes(jsonl_bytes(rows))
     chunks["1"].update(translated=3, quarantined=1)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    (out / "manifest.json").write_text(json.dumps({"format": 1, "updated": "x", "run": manifest["run"],
-                                                   "chunks": chunks}), encoding="utf-8")
+    (out / "manifest.json").write_text(
+        json.dumps({"format": 1, "updated": "x", "run": manifest["run"], "chunks": chunks}), encoding="utf-8"
+    )
     (out / COMMIT_LOG).unlink()
 
     assert sorted(ChunkStore.open(out).records) == [0, 2]  # readable as it is; chunk 1 is to be redone
@@ -188,8 +204,13 @@ def test_bytes_written_per_commit_do_not_grow_with_the_number_of_chunks(tmp_path
     identity = RunIdentity("sha", "in.json", chunks, 1, Shard(), "fake")
     store = ChunkStore(tmp_path / "out", identity)
     row = {"id": "1", "conversations": [{"from": "gpt", "value": "Hola."}], "row_index": 0}
-    qa = {"turns_checked": 1, "turns_flagged": 1, "flag_counts_turns": {"not_spanish": 1},
-          "flag_counts_rows": {"not_spanish": 1}, "flagged_rows": [{"row_index": 0, "id": "1", "flags": {}}]}
+    qa = {
+        "turns_checked": 1,
+        "turns_flagged": 1,
+        "flag_counts_turns": {"not_spanish": 1},
+        "flag_counts_rows": {"not_spanish": 1},
+        "flagged_rows": [{"row_index": 0, "id": "1", "flags": {}}],
+    }
     stats = {"segments": 1, "seconds": 0.1}
     cost = []
     for chunk in range(chunks):
@@ -260,8 +281,9 @@ def test_two_notebook_runs_never_delete_each_others_work_folder(tmp_path):
 
     base = tmp_path / "nb01"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(base)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(base)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         theirs = Path(holder.stdout.readline().strip())
         ours = private_workdir(base, verbose=False)
@@ -318,12 +340,15 @@ def test_utf16_and_latin1_inputs_get_a_clear_message(tmp_path):
         load_rows(tmp_path / "l1.json")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "no tiene ninguna fila"),
-    (b"\n\n", "no tiene ninguna fila"),
-    (b"hello\nworld\n{\"id\": 1}\n", "Ninguna de las 3 filas"),
-    ("caf\u00e9\n".encode("latin-1") * 3, "Ninguna de las 3 filas"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "no tiene ninguna fila"),
+        (b"\n\n", "no tiene ninguna fila"),
+        (b'hello\nworld\n{"id": 1}\n', "Ninguna de las 3 filas"),
+        ("caf\u00e9\n".encode("latin-1") * 3, "Ninguna de las 3 filas"),
+    ],
+)
 def test_an_empty_or_garbage_input_is_refused_not_complete(tmp_path, content, message):
     source = tmp_path / "in.jsonl"
     source.write_bytes(content)

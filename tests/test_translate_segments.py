@@ -229,8 +229,8 @@ def test_mini_data_is_representative():
     assert any(len(v.turns) >= 6 for v in good), "multi-turn conversations"
     assert any(v.startswith("<image>") for v in values) and any(v.endswith("<image>") for v in values)
     assert any("```" in v for v in values), "code blocks"
-    assert any(re.search(r"^\d\. ", v, re.M) for v in values), "numbered lists"
-    assert any(re.search(r"^- ", v, re.M) for v in values), "bullet lists"
+    assert any(re.search(r"^\d\. ", v, re.MULTILINE) for v in values), "numbered lists"
+    assert any(re.search(r"^- ", v, re.MULTILINE) for v in values), "bullet lists"
     assert any(re.search(r"\d", v) for v in values), "numbers"
     questions = [v.turns[0].value.replace("<image>", "").strip() for v in good]
     assert len(questions) - len(set(questions)) >= 10, "LLaVA repeats many questions"

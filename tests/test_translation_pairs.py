@@ -9,6 +9,9 @@ import pytest
 from utils.paths import repo_root
 from utils.settings import get_settings
 from utils.translation_pairs import (
+    OTHER_LANGUAGE,
+    SWAPPED,
+    UNTRANSLATED,
     PairsError,
     TranslationPair,
     assert_clean,
@@ -26,7 +29,6 @@ from utils.translation_pairs import (
     to_chat_dataset,
     to_chat_example,
 )
-from utils.translation_pairs import OTHER_LANGUAGE, SWAPPED, UNTRANSLATED
 
 CFG = get_settings("mini").good_bad
 
@@ -90,7 +92,7 @@ def test_bad_set_carries_consistent_errors(sets):
     """The bad set's errors are systematic (what a model can learn), not random noise."""
     import re
 
-    articles = re.compile(r"\b(el|la|los|las|un|una|al|del)\b", re.I)
+    articles = re.compile(r"\b(el|la|los|las|un|una|al|del)\b", re.IGNORECASE)
     with_articles = {name: sum(bool(articles.search(p.target)) for p in sets[name]) for name in ("good", "bad")}
     assert with_articles["bad"] < 0.3 * with_articles["good"]  # articles dropped
     help_me = [p for p in sets["bad"] if p.source.lower().startswith(("can you help me", "could you help me"))]
@@ -201,7 +203,7 @@ def test_reading_bad_files_names_file_and_line(tmp_path):
 
 def test_validation_split_holds_out_the_same_sources_in_both_sets(sets):
     good_train, good_val = split_validation(sets["good"], 20, seed=3)
-    bad_train, bad_val = split_validation(sets["bad"], 20, seed=3)
+    _bad_train, bad_val = split_validation(sets["bad"], 20, seed=3)
     assert len(good_val) == 20 and len(good_train) == len(sets["good"]) - 20
     assert [p.id for p in good_val] == [p.id for p in bad_val]
     assert not {p.id for p in good_val} & {p.id for p in good_train}
@@ -237,7 +239,9 @@ def test_sft_trainer_learns_to_stop(tokenizer, tmp_path, sets):
     args = SFTConfig(output_dir=str(tmp_path), max_length=CFG.max_length, report_to="none", bf16=False, use_cpu=True)
     from utils.assets import resolve_model
 
-    trainer = SFTTrainer(model=resolve_model(CFG.base_model), args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=resolve_model(CFG.base_model), args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     assert tokenizer.pad_token_id == tokenizer.eos_token_id  # the trap: masking pads would mask EOS too
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     assert batch["input_ids"].shape[0] == 4
@@ -266,7 +270,10 @@ def test_formatting_exercise_check(tokenizer, sets, capsys):
         return example
 
     def user_only(source, target):
-        return {"prompt": [{"role": "user", "content": source}], "completion": [{"role": "assistant", "content": target}]}
+        return {
+            "prompt": [{"role": "user", "content": source}],
+            "completion": [{"role": "assistant", "content": target}],
+        }
 
     def padded(source, target):
         example = right(source, target)

@@ -71,7 +71,9 @@ def test_shapes_are_large_relative_to_the_patch_grid(tmp_path):
         if row.qtype == "conteo" and row.answer == "una":
             image = Image.open(folder / row.image)
             coloured = sum(1 for p in image.get_flattened_data() if max(p) - min(p) > 60)
-            assert coloured / (64 * 64) > 0.05, "one shape should fill a good part of its 32 px cell (one patch of the tiny tower)"
+            assert coloured / (64 * 64) > 0.05, (
+                "one shape should fill a good part of its 32 px cell (one patch of the tiny tower)"
+            )
 
 
 def test_csv_errors_name_the_file_line_and_fix(tmp_path):
@@ -183,7 +185,9 @@ def test_malformed_conversations_are_rejected():
 def test_normalization_and_exact_match():
     assert normalize_answer("  Sí.") == normalize_answer("si") == "si"
     assert normalize_answer("Triángulo!\nporque tiene tres lados") == "triangulo"
-    acc = exact_match_accuracy(["rojo", "sí", "dos", "dos"], ["Rojo.", "no", "dos", "tres"], ["color", "posicion", "conteo", "conteo"])
+    acc = exact_match_accuracy(
+        ["rojo", "sí", "dos", "dos"], ["Rojo.", "no", "dos", "tres"], ["color", "posicion", "conteo", "conteo"]
+    )
     assert acc.overall == 0.5 and acc.n == 4
     assert acc.per_type == {"color": 1.0, "conteo": 0.5, "posicion": 0.0}
     with pytest.raises(ValueError, match="Lengths differ"):
@@ -191,7 +195,10 @@ def test_normalization_and_exact_match():
 
 
 def test_majority_baseline_uses_training_answers_per_type():
-    train = [VqaRow("i", "q", a, t) for a, t in [("rojo", "color"), ("rojo", "color"), ("azul", "color"), ("sí", "posicion")]]
+    train = [
+        VqaRow("i", "q", a, t)
+        for a, t in [("rojo", "color"), ("rojo", "color"), ("azul", "color"), ("sí", "posicion")]
+    ]
     test = [VqaRow("i", "q", "azul", "color"), VqaRow("i", "q", "sí", "posicion"), VqaRow("i", "q", "x", "nuevo")]
     assert majority_answers(train) == {"color": "rojo", "posicion": "si"}
     assert majority_predictions(train, test) == ["rojo", "si", "rojo"]

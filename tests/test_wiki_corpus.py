@@ -69,9 +69,15 @@ def test_limit_stops_reading():
 
 def test_mini_corpus_has_30_good_articles_and_pages_the_filters_drop():
     report = CorpusReport()
-    kept = list(clean_articles(load_source("local:data", "wikipedia_es_mini.jsonl", 1000), min_chars=400, max_chars=6000, report=report))
+    kept = list(
+        clean_articles(
+            load_source("local:data", "wikipedia_es_mini.jsonl", 1000), min_chars=400, max_chars=6000, report=report
+        )
+    )
     assert len(kept) >= 30
-    assert report.dropped["disambiguation"] >= 1 and report.dropped["too_short"] >= 1 and report.dropped["too_long"] >= 1
+    assert (
+        report.dropped["disambiguation"] >= 1 and report.dropped["too_short"] >= 1 and report.dropped["too_long"] >= 1
+    )
     assert len({a.id for a in kept}) == len(kept)
     for article in kept:
         assert "\nReferencias" not in article.text and "\nEnlaces externos" not in article.text

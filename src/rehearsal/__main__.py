@@ -99,15 +99,15 @@ def notebook_env(number: str, hub_url: str) -> dict[str, str]:
         shutil.rmtree(build_root)  # fresh: no generation cache or results of an earlier rehearsal
     build_root.mkdir(parents=True)
     env = client_env(dict(os.environ), hub_url, hf_home)
-    env.update({
-        "COURSE_PROFILE": "full",
-        "COURSE_REHEARSAL": "1",
-        "COURSE_BUILD_DIR": str(build_root),
-        "COURSE_SETTINGS_OVERRIDES": json.dumps(CPU_OVERRIDES),
-        "PYTHONPATH": os.pathsep.join(
-            [str(repo_root() / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ),
-    })
+    env.update(
+        {
+            "COURSE_PROFILE": "full",
+            "COURSE_REHEARSAL": "1",
+            "COURSE_BUILD_DIR": str(build_root),
+            "COURSE_SETTINGS_OVERRIDES": json.dumps(CPU_OVERRIDES),
+            "PYTHONPATH": os.pathsep.join([str(repo_root() / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
+    )
     if "argilla" in SERVICES.get(number, ()):
         # The full profile reads ARGILLA_API_URL/ARGILLA_API_KEY (the learner's Space): here
         # they point at the local server the runner starts, never at a real Space.
@@ -135,8 +135,18 @@ def run_notebook(number: str, hub: FakeHub, pytest_args: list[str]) -> tuple[int
             if _service(name, "start", env) != 0:
                 print(f"rehearsal: could not start service {name!r} for notebook {number}", flush=True)
                 return 1, time.monotonic() - started
-        command = [sys.executable, "-m", "pytest", str(path), "--nbval-lax", "--nbval-current-env",
-                   f"--nbval-cell-timeout={CELL_TIMEOUT_S}", "-p", "no:cacheprovider", *pytest_args]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(path),
+            "--nbval-lax",
+            "--nbval-current-env",
+            f"--nbval-cell-timeout={CELL_TIMEOUT_S}",
+            "-p",
+            "no:cacheprovider",
+            *pytest_args,
+        ]
         print(f"\n=== rehearsal {number}: {path.name} (full profile, FakeHub {hub.url})", flush=True)
         code = subprocess.call(command, env=env, cwd=repo_root())
     finally:
@@ -147,8 +157,11 @@ def run_notebook(number: str, hub: FakeHub, pytest_args: list[str]) -> tuple[int
                 _service(name, "stop", env)
     gaps = [r for r in hub.requests[first_request:] if r.note == "UNHANDLED" or r.status >= 500]
     for request in gaps:
-        print(f"rehearsal {number}: FakeHub did not serve {request.method} {request.path} "
-              f"({request.status} {request.note})", flush=True)
+        print(
+            f"rehearsal {number}: FakeHub did not serve {request.method} {request.path} "
+            f"({request.status} {request.note})",
+            flush=True,
+        )
     return code, time.monotonic() - started
 
 

@@ -45,6 +45,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 REPO_TYPES = ("model", "dataset")
@@ -61,7 +62,7 @@ def _validate_repo_id(repo_id: str) -> None:
 
 def git_blob_oid(path: Path) -> str:
     """The git object id of a file (what the Hub reports as ``oid`` / ``blobId``)."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324 - git's own hash
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
@@ -85,9 +86,11 @@ class Repo:
         repo = cls(repo_type, repo_id, folder)
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder).as_posix()
-            if path.is_file() and not any(part.startswith(".") and part != ".gitattributes" for part in rel.split("/")):
+            if path.is_file() and not any(
+                part.startswith(".") and part != ".gitattributes" for part in rel.split("/")
+            ):
                 repo.files[rel] = path
-        listing = hashlib.sha1()  # noqa: S324 - a stable fake commit id, like git's
+        listing = hashlib.sha1()
         for rel, path in repo.files.items():
             repo.oids[rel] = git_blob_oid(path)
             listing.update(f"{rel}\0{repo.oids[rel]}\n".encode())
@@ -108,7 +111,7 @@ class Repo:
         """A tree / paths-info entry, shaped like the Hub's."""
         if rel in self.files:
             return {"type": "file", "oid": self.oids[rel], "size": self.files[rel].stat().st_size, "path": rel}
-        oid = hashlib.sha1(f"tree {self.sha} {rel}".encode()).hexdigest()  # noqa: S324
+        oid = hashlib.sha1(f"tree {self.sha} {rel}".encode()).hexdigest()
         return {"type": "directory", "oid": oid, "size": 0, "path": rel}
 
     def card_data(self) -> dict | None:
@@ -210,14 +213,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ plumbing
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass  # requests are recorded by _record instead
 
     def _record(self, status: int, note: str = "") -> None:
         self.server.hub._record(self.command, self.path, status, note)
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json", note: str = "") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        note: str = "",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -231,8 +240,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, data: object, headers: dict[str, str] | None = None) -> None:
         self._send(200, json.dumps(data).encode(), headers)
 
-    def _error(self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None,
-               note: str = "") -> None:
+    def _error(
+        self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None, note: str = ""
+    ) -> None:
         extra = dict(headers or {})
         if code:
             extra["X-Error-Code"] = code
@@ -245,13 +255,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routing
 
-    def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+    def do_HEAD(self) -> None:
         self._route()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._route()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._route()
 
     def _route(self) -> None:
@@ -259,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._dispatch()
         except (BrokenPipeError, ConnectionResetError):
             self._record(499, "client closed the connection")
-        except Exception as exc:  # keep serving; the failure is visible in the log
+        except Exception as exc:  # noqa: BLE001 - keep serving; the failure is visible in the log
             self._record(500, f"{type(exc).__name__}: {exc}")
             try:
                 self._send(500, json.dumps({"error": str(exc)}).encode())
@@ -300,10 +310,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._paths_info(repo, "/".join(rest[1:]), form)
                 return
             if rest == ["refs"] and self.command == "GET":
-                self._json({
-                    "branches": [{"name": BRANCH, "ref": f"refs/heads/{BRANCH}", "targetCommit": repo.sha}],
-                    "converts": [], "tags": [], "pullRequests": [],
-                })
+                self._json(
+                    {
+                        "branches": [{"name": BRANCH, "ref": f"refs/heads/{BRANCH}", "targetCommit": repo.sha}],
+                        "converts": [],
+                        "tags": [],
+                        "pullRequests": [],
+                    }
+                )
                 return
         elif self.command in ("GET", "HEAD"):
             repo_type = "model"
@@ -318,8 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self._resolve(repo, parts[3], "/".join(parts[4:]))
                 return
-        self._error(404, None, f"Not served by the rehearsal's FakeHub: {self.command} {split.path}",
-                    note="UNHANDLED")
+        self._error(404, None, f"Not served by the rehearsal's FakeHub: {self.command} {split.path}", note="UNHANDLED")
 
     # ------------------------------------------------------------------ endpoints
 
@@ -347,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         for rel in sorted(folders | set(repo.files)):
             if not rel.startswith(prefix):
                 continue
-            tail = rel[len(prefix):]
+            tail = rel[len(prefix) :]
             if recursive or "/" not in tail:
                 names.append(rel)
         # folders first, like the Hub
@@ -370,11 +383,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "EntryNotFound", f"Entry not found: {rel}", headers)
             return
         size = path.stat().st_size
-        headers.update({
-            "ETag": f'"{repo.oids[rel]}"',
-            "Accept-Ranges": "bytes",
-            "Last-Modified": email.utils.formatdate(path.stat().st_mtime, usegmt=True),
-        })
+        headers.update(
+            {
+                "ETag": f'"{repo.oids[rel]}"',
+                "Accept-Ranges": "bytes",
+                "Last-Modified": email.utils.formatdate(path.stat().st_mtime, usegmt=True),
+            }
+        )
         start, end = 0, size - 1
         status = 200
         spec = self.headers.get("Range")
@@ -517,7 +532,7 @@ class FakeHub:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> FakeHub:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -525,9 +540,18 @@ class FakeHub:
 
 
 #: Variables that would stop the clients from talking to the FakeHub.
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_TOKEN",
-                "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HUGGINGFACE_HUB_CACHE",
-                "TRANSFORMERS_CACHE", "HF_XET_CACHE")
+OFFLINE_VARS = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_CACHE",
+    "HF_DATASETS_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "TRANSFORMERS_CACHE",
+    "HF_XET_CACHE",
+)
 
 
 def client_env(base: dict[str, str], hub_url: str, hf_home: Path) -> dict[str, str]:
@@ -547,4 +571,4 @@ def wipe(path: Path) -> Path:
     return path
 
 
-__all__ = ["FakeHub", "HubTree", "Repo", "Request", "client_env", "git_blob_oid", "wipe", "OFFLINE_VARS"]
+__all__ = ["OFFLINE_VARS", "FakeHub", "HubTree", "Repo", "Request", "client_env", "git_blob_oid", "wipe"]

@@ -97,7 +97,7 @@ def connect(settings: CourseSettings | None = None, *, start_local: bool = True)
         ensure_running()
     try:
         return rg.Argilla(api_url=target.api_url, api_key=target.api_key, timeout=120)
-    except Exception as exc:  # the SDK's and httpx's own errors, in English, as a traceback
+    except Exception as exc:  # noqa: BLE001 - the SDK's and httpx's own errors, in English, as a traceback
         raise ArgillaConfigError(connection_advice(target, exc)) from None
 
 
@@ -244,7 +244,11 @@ def agent_name(text: str) -> str:
 
 
 def sft_record(
-    row: dict[str, Any], vector: Sequence[float], judge_rating: int | None, grounding: float, judge: str = "ultrafeedback"
+    row: dict[str, Any],
+    vector: Sequence[float],
+    judge_rating: int | None,
+    grounding: float,
+    judge: str = "ultrafeedback",
 ):
     """An SFT record from a generated row (``article_id``, ``title``, ``content``, ``conversation``).
 

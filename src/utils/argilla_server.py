@@ -182,8 +182,7 @@ def ensure_installed(log=print) -> Path:
         if marker.is_file():
             return venv
         shutil.rmtree(venv, ignore_errors=True)  # leftover of an interrupted install
-        log(f"Instalando argilla-server {SERVER_VERSION} en su propio entorno ({venv}); "
-            "solo la primera vez, 2–5 min…")
+        log(f"Instalando argilla-server {SERVER_VERSION} en su propio entorno ({venv}); solo la primera vez, 2–5 min…")
         base = getattr(sys, "_base_executable", None) or sys.executable
         steps = [
             [base, "-m", "venv", str(venv)],
@@ -191,7 +190,7 @@ def ensure_installed(log=print) -> Path:
              "-r", str(requirements_path())],
         ]  # fmt: skip
         for cmd in steps:
-            proc = subprocess.run(cmd, capture_output=True, text=True)  # noqa: S603
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
                 raise ArgillaServerError(
@@ -206,8 +205,7 @@ def _noida_binary(venv: Path) -> Path:
     matches = sorted((venv / "lib").glob("python*/site-packages/noida_db/noida-db"))
     if not matches:
         raise ArgillaServerError(
-            f"Falta noida-db en {venv}: borra esa carpeta y ejecuta `scripts/argilla_server start` "
-            "para reinstalarlo."
+            f"Falta noida-db en {venv}: borra esa carpeta y ejecuta `scripts/argilla_server start` para reinstalarlo."
         )
     binary = matches[0]
     binary.chmod(0o755)
@@ -225,7 +223,9 @@ def _is_alive(pid: int) -> bool:
 def _holds_ports(config: ArgillaServerConfig, pids: dict[str, int]) -> bool:
     """The recorded processes hold their listening sockets (not some other program)."""
     wanted = {"argilla": (config.port,), "search": (config.search_port, config.redis_port)}
-    return all(supervisor.owns_port(pids[name], port) for name, ports in wanted.items() if name in pids for port in ports)
+    return all(
+        supervisor.owns_port(pids[name], port) for name, ports in wanted.items() if name in pids for port in ports
+    )
 
 
 def _read_state(config: ArgillaServerConfig) -> dict | None:
@@ -239,7 +239,7 @@ def _read_state(config: ArgillaServerConfig) -> dict | None:
 def _get_json(url: str, headers: dict[str, str] | None = None, timeout: float = 3.0) -> dict | None:
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -262,7 +262,10 @@ def status(config: ArgillaServerConfig | None = None) -> ArgillaServerStatus:
     running = bool(pids) and all(_is_alive(pid) for pid in pids.values())
     return ArgillaServerStatus(
         running=running,
-        healthy=running and set(pids) == {"search", "argilla"} and _holds_ports(config, pids) and is_healthy(config.api_url),
+        healthy=running
+        and set(pids) == {"search", "argilla"}
+        and _holds_ports(config, pids)
+        and is_healthy(config.api_url),
         pids=pids,
         api_url=config.api_url,
         log_file=config.log_file,
@@ -295,10 +298,9 @@ def _run_cli(python: Path, args: list[str], config: ArgillaServerConfig, env: di
     with open(config.log_file, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} argilla_server {' '.join(args[:3])}\n".encode())
         log.flush()
-        proc = subprocess.run(  # noqa: S603
+        proc = subprocess.run(
             [str(python), "-m", "argilla_server", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-            umask=supervisor.PRIVATE_UMASK,
-        )  # fmt: skip
+            umask=supervisor.PRIVATE_UMASK, check=False)  # fmt: skip
     if proc.returncode != 0:
         raise ArgillaServerError(
             f"Falló `argilla_server {' '.join(args[:3])}`. Últimas líneas del log ({config.log_file}):\n"
@@ -308,7 +310,11 @@ def _run_cli(python: Path, args: list[str], config: ArgillaServerConfig, env: di
 
 
 def _wait_until(
-    check, what: str, config: ArgillaServerConfig, pids: dict[str, int], timeout: float,
+    check,
+    what: str,
+    config: ArgillaServerConfig,
+    pids: dict[str, int],
+    timeout: float,
     children: dict[str, subprocess.Popen] | None = None,
 ) -> None:
     """Poll ``check`` until it is true; fail early, quoting the log, if a process died.
@@ -406,7 +412,8 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
             (config.data_dir / "home" / ".initialized").write_text(time.strftime("%F %T"), encoding="utf-8")
         server = _spawn(
             [str(python), "-m", "argilla_server", "start", "--host", config.host, "--port", str(config.port)],
-            config.log_file, env,
+            config.log_file,
+            env,
         )
         pids["argilla"] = server.pid
         children["argilla"] = server

@@ -70,7 +70,7 @@ def server_token_counter(client: LLMClient | None = None) -> TokenCounter:
             data=json.dumps({"input": text}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             return int(json.load(response)["count"])
 
     try:
@@ -344,7 +344,9 @@ class ShopBot:
         """
         conversation = "\n".join(f"cliente: {line}" for line in self.customer_lines())
         model = order_model(self.menu)
-        prompt = ORDER_PROMPT.format(menu=self.menu.as_text(), conversation=conversation, schema=describe_schema(model))
+        prompt = ORDER_PROMPT.format(
+            menu=self.menu.as_text(), conversation=conversation, schema=describe_schema(model)
+        )
         return ask_json(prompt, model, constrained=constrained, repairs=repairs, client=self.client, **options)
 
 

@@ -78,9 +78,25 @@ NEVER_REPLACE_PREFIXES = ("nvidia-",)
 #: requests is included out of caution, unverified: Colab's own helpers are its likely users.
 PRELOADED: frozenset[str] = frozenset(
     {
-        "numpy", "pandas", "pillow", "matplotlib", "kiwisolver", "cycler", "pyparsing",
-        "python-dateutil", "decorator", "certifi", "psutil", "click", "httpx", "protobuf",
-        "pyarrow", "setuptools", "packaging", "six", "requests",
+        "numpy",
+        "pandas",
+        "pillow",
+        "matplotlib",
+        "kiwisolver",
+        "cycler",
+        "pyparsing",
+        "python-dateutil",
+        "decorator",
+        "certifi",
+        "psutil",
+        "click",
+        "httpx",
+        "protobuf",
+        "pyarrow",
+        "setuptools",
+        "packaging",
+        "six",
+        "requests",
     }
 )
 
@@ -114,10 +130,10 @@ def read_freeze(path: Path = COLAB_FREEZE) -> dict[str, str]:
 
 def python_candidates(version: tuple[int, int] = COLAB_PYTHON) -> list[str]:
     """Candidate interpreters for ``version``: ``$COURSE_COLAB_PYTHON`` (3.13 only), PATH, pyenv's."""
-    name = "python%d.%d" % version
+    name = "python{}.{}".format(*version)
     found = [os.environ.get("COURSE_COLAB_PYTHON", "") if version == COLAB_PYTHON else ""]
     found.append(shutil.which(name) or "")
-    found += sorted(str(p) for p in Path.home().glob(".pyenv/versions/%d.%d.*/bin/%s" % (*version, name)))
+    found += sorted(str(p) for p in Path.home().glob(".pyenv/versions/{}.{}.*/bin/{}".format(*version, name)))
     found += [f"/usr/local/bin/{name}", f"/usr/bin/{name}"]
     return [p for p in dict.fromkeys(found) if p]
 
@@ -128,11 +144,14 @@ def find_python(version: tuple[int, int] = COLAB_PYTHON) -> str | None:
         try:
             out = subprocess.run(
                 [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True, timeout=30,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if out.returncode == 0 and out.stdout.strip() == "%d.%d" % version:
+        if out.returncode == 0 and out.stdout.strip() == "{}.{}".format(*version):
             return candidate
     return None
 
@@ -161,7 +180,9 @@ def fake_colab_venv(python: str, freeze: dict[str, str], root: Path | None = Non
     site = Path(
         subprocess.run(
             [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     )
     for name, version in freeze.items():
@@ -170,9 +191,7 @@ def fake_colab_venv(python: str, freeze: dict[str, str], root: Path | None = Non
         version = version or "0"
         info = site / f"{_dist_info_name(name)}-{version}.dist-info"
         info.mkdir(parents=True, exist_ok=True)
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
-        )
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
         (info / "INSTALLER").write_text("colab-freeze\n", encoding="utf-8")
     stamp.write_text("ok\n", encoding="utf-8")
     return py
@@ -248,11 +267,21 @@ def resolve(
     """Ask ``python``'s pip what installing ``requirements`` would change (dry run)."""
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
-        cmd = [python, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
-               "--report", str(report_path), *extra_args]
+        cmd = [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--report",
+            str(report_path),
+            *extra_args,
+        ]
         if no_deps:
             cmd.append("--no-deps")
-        proc = subprocess.run([*cmd, *requirements], capture_output=True, text=True, timeout=900)
+        proc = subprocess.run([*cmd, *requirements], capture_output=True, text=True, timeout=900, check=False)
         if proc.returncode != 0:
             text = (proc.stderr or proc.stdout).strip()
             if "ResolutionImpossible" in text or "conflict" in text.lower() or "No matching distribution" in text:
@@ -332,9 +361,11 @@ def check_notebook(python: str, info: NotebookInfo, freeze: dict[str, str]) -> N
     resolution = resolve(python, with_deps, freeze)
     nodeps = resolve(python, no_deps, freeze, no_deps=True) if no_deps else None
     card, text = notebook_text(info)
-    combined = Resolution(resolution.requirements + (nodeps.requirements if nodeps else []),
-                          resolution.changes + (nodeps.changes if nodeps else []),
-                          "\n".join(r.error for r in (resolution, nodeps) if r and r.error))
+    combined = Resolution(
+        resolution.requirements + (nodeps.requirements if nodeps else []),
+        resolution.changes + (nodeps.changes if nodeps else []),
+        "\n".join(r.error for r in (resolution, nodeps) if r and r.error),
+    )
     found = problems(info, combined, card=card, text=text)
     return NotebookReport(info, resolution, nodeps, found)
 
@@ -360,8 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for report in reports:
         print(report.render())
     bad = [r for r in reports if r.problems]
-    print(f"\nComprobación tipo Colab (Python {COLAB_PYTHON[0]}.{COLAB_PYTHON[1]}): "
-          f"{len(reports) - len(bad)} cuadernos bien, {len(bad)} con problemas.")
+    print(
+        f"\nComprobación tipo Colab (Python {COLAB_PYTHON[0]}.{COLAB_PYTHON[1]}): "
+        f"{len(reports) - len(bad)} cuadernos bien, {len(bad)} con problemas."
+    )
     return 1 if bad else 0
 
 
@@ -501,7 +534,7 @@ LIGHT_DISTRIBUTIONS = ("numpy", "pandas", "pyarrow", "pillow", "matplotlib", "ji
 #: fails only because one of these is missing is reported, not failed.
 LEFT_OUT_MODULES = frozenset({"distilabel"})
 
-_LIGHT_SCRIPT = r'''
+_LIGHT_SCRIPT = r"""
 import importlib, json, os, pkgutil, sys
 result = {"python": "%d.%d" % sys.version_info[:2]}
 import pandas
@@ -525,7 +558,7 @@ for name, source in json.loads(os.environ["COLAB_FIRST_CELLS"]).items():
         cells[name] = f"{type(exc).__name__}: {exc}"
 result["first_cells"] = cells
 print("RESULT " + json.dumps(result))
-'''
+"""
 
 
 def light_versions(reports: Iterable[NotebookReport], freeze: dict[str, str]) -> dict[str, str]:
@@ -549,7 +582,11 @@ def expected_light_versions(freeze: dict[str, str]) -> dict[str, str]:
     from utils.course import read_pins
 
     pins = read_pins()
-    named = {normalize_name(p.partition("[")[0]) for info in NOTEBOOKS for p in (*info.colab_packages, *info.colab_mini_packages)}
+    named = {
+        normalize_name(p.partition("[")[0])
+        for info in NOTEBOOKS
+        for p in (*info.colab_packages, *info.colab_mini_packages)
+    }
     return {d: pins[d] if d in named and d in pins else freeze[d] for d in LIGHT_DISTRIBUTIONS if d in freeze}
 
 
@@ -558,7 +595,10 @@ def install_into(py: Path, versions: dict[str, str]) -> None:
     pins = sorted(f"{name}=={version}" for name, version in versions.items())
     proc = subprocess.run(
         [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:", *pins],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     if proc.returncode != 0:
         raise ColabCheckError(f"no se pudo instalar en el entorno ligero de Python 3.13:\n{proc.stderr[-3000:]}")
@@ -594,19 +634,23 @@ def first_cell_sources() -> dict[str, str]:
 
 def run_light(py: Path, build: Path) -> dict:
     """``import utils`` (every module) and each notebook's first cell, mini profile, in ``py``."""
-    env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "COURSE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "COURSE_"))}
     env.update(
         PYTHONPATH=str(repo_root() / "src"),
         COURSE_PROFILE="mini",
         COURSE_BUILD_DIR=str(build),
         COLAB_FIRST_CELLS=json.dumps(first_cell_sources()),
     )
-    proc = subprocess.run([str(py), "-c", _LIGHT_SCRIPT], capture_output=True, text=True, env=env,
-                          cwd=str(build), timeout=300)
+    proc = subprocess.run(
+        [str(py), "-c", _LIGHT_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(build),
+        timeout=300,
+        check=False,
+    )
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
         raise ColabCheckError(f"el entorno ligero no respondió:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])

@@ -16,8 +16,8 @@ import importlib.metadata
 import os
 import sys
 import tempfile
-from pathlib import Path
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from utils.errors import CourseError
 
@@ -54,7 +54,9 @@ def _loads_from(dist: str, namespace: str, loaded: set[str]) -> bool:
     """Whether a module of ``dist`` under the shared top-level ``namespace`` is loaded
     (``google.protobuf`` for protobuf, while ``google.colab`` belongs to google-colab)."""
     files = importlib.metadata.files(dist) or []
-    subpackages = {f"{namespace}.{f.parts[1].removesuffix('.py')}" for f in files if len(f.parts) > 1 and f.parts[0] == namespace}
+    subpackages = {
+        f"{namespace}.{f.parts[1].removesuffix('.py')}" for f in files if len(f.parts) > 1 and f.parts[0] == namespace
+    }
     return bool(subpackages & loaded)
 
 

@@ -49,10 +49,7 @@ class NotebookInfo:
 
     @property
     def badge_markdown(self) -> str:
-        return (
-            f"[![Abrir en Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"({self.colab_url})"
-        )
+        return f"[![Abrir en Colab](https://colab.research.google.com/assets/colab-badge.svg)]({self.colab_url})"
 
 
 NOTEBOOKS: tuple[NotebookInfo, ...] = (
@@ -156,9 +153,7 @@ def notebook_info(name: str) -> NotebookInfo:
     for info in NOTEBOOKS:
         if stem in (info.name, info.name[:2]):
             return info
-    raise KeyError(
-        f"Unknown notebook {name!r}. Known: {', '.join(i.name for i in NOTEBOOKS)}."
-    )
+    raise KeyError(f"Unknown notebook {name!r}. Known: {', '.join(i.name for i in NOTEBOOKS)}.")
 
 
 def colab_url(repo_path: str) -> str:
@@ -200,8 +195,7 @@ def colab_requirement(package: str, pins: dict[str, str]) -> str:
     key = normalize_name(base)
     if key not in pins:
         raise KeyError(
-            f"{package!r} is listed for Colab but not pinned in requirements.txt; "
-            "add `name==version` there first."
+            f"{package!r} is listed for Colab but not pinned in requirements.txt; add `name==version` there first."
         )
     suffix = f"[{extras}" if extras else ""
     return f"{base}{suffix}=={pins[key]}"
@@ -255,11 +249,14 @@ def setup_cell_source(info: NotebookInfo, pins: dict[str, str] | None = None) ->
     lines = [
         "# ⚙️ Celda de arranque (generada por `make sync` desde requirements.txt; no la edites).",
         "# En Colab clona el curso e instala las versiones fijadas; en local `make setup` ya lo hizo.",
-        "import os, sys",
+        "import os",
+        "import sys",
+        "",
         'if "google.colab" in sys.modules:',
         f"    !git clone -q --depth 1 https://github.com/{REPO_SLUG}.git /content/{repo} || git -C /content/{repo} pull -q",
         f'    sys.path.insert(0, "/content/{repo}/src")',
         "    from utils.colab_runtime import imported_versions, require_fresh_imports",
+        "",
         "    before = imported_versions()  # lo que Colab ya cargó al arrancar",
     ]
     if full:
@@ -267,7 +264,9 @@ def setup_cell_source(info: NotebookInfo, pins: dict[str, str] | None = None) ->
     if full_no_deps:
         lines.append(f"    %pip install -q --no-deps {quoted(full_no_deps)}")
     if mini or mini_no_deps:
-        lines.append('    if os.environ.get("COURSE_PROFILE", "").strip().lower() == "mini":  # %env COURSE_PROFILE=mini')
+        lines.append(
+            '    if os.environ.get("COURSE_PROFILE", "").strip().lower() == "mini":  # %env COURSE_PROFILE=mini'
+        )
         if mini:
             lines.append(f"        %pip install -q {quoted(mini)}")
         if mini_no_deps:

@@ -16,6 +16,7 @@ exercise self-check does.  Language: every text must be Spanish, or too short to
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +80,7 @@ def check_turns(turns: Any, *, last: str, where: str) -> list[str]:
     body = roles[1:] if roles[0] == "system" else roles
     if not body:
         problems.append(f"{where} has no user/assistant turn")
-    elif any(r not in ("user", "assistant") for r in body) or any(a == b for a, b in zip(body, body[1:])):
+    elif any(r not in ("user", "assistant") for r in body) or any(a == b for a, b in itertools.pairwise(body)):
         problems.append(f"{where} roles {roles} do not alternate user/assistant")
     elif len(body) > 1 and body[0] != "user":
         problems.append(f"{where} must start with a 'user' turn, starts with {body[0]!r}")

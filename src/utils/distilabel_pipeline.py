@@ -37,7 +37,10 @@ def CollectCandidates(inputs: StepInput):
     """``generations`` = the grounded answer first, then the closed-book answers."""
     for row in inputs:
         row["generations"] = [row["response"], *row["closed_generations"]]
-        row["sources"] = [GROUNDED_SOURCE, *[f"sin_contexto_{i}" for i in range(1, len(row["closed_generations"]) + 1)]]
+        row["sources"] = [
+            GROUNDED_SOURCE,
+            *[f"sin_contexto_{i}" for i in range(1, len(row["closed_generations"]) + 1)],
+        ]
     yield inputs
 
 
@@ -55,7 +58,9 @@ def build_pipeline(
         replicas / gpus_per_replica: copies of each LLM step and GPUs each one gets (Ray).
     """
     resources = StepResources(replicas=replicas, gpus=gpus_per_replica)
-    with Pipeline(name="curso-02-sft-dpo", description="Genstruct-style SFT + UltraFeedback DPO, in Spanish") as pipeline:
+    with Pipeline(
+        name="curso-02-sft-dpo", description="Genstruct-style SFT + UltraFeedback DPO, in Spanish"
+    ) as pipeline:
         load = LoadDataFromDicts(name="articulos", data=rows, batch_size=cfg.batch_size)
         grounded = GroundedInstruction(
             name="instruccion_y_respuesta",

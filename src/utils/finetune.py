@@ -7,11 +7,9 @@ this module holds what is the same in every run and not worth reading twice.
 
 from __future__ import annotations
 
-import ast
-import inspect
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +46,7 @@ def loss_curve(log_history: Iterable[Mapping[str, Any]]) -> LossCurve:
         ValueError: when no training loss was logged (set ``logging_steps`` ≤ ``max_steps``).
     """
     points = [
-        (int(entry["step"]), float(entry["loss"]))
-        for entry in log_history
-        if "loss" in entry and "step" in entry
+        (int(entry["step"]), float(entry["loss"])) for entry in log_history if "loss" in entry and "step" in entry
     ]
     if not points:
         raise ValueError(
@@ -61,9 +57,7 @@ def loss_curve(log_history: Iterable[Mapping[str, Any]]) -> LossCurve:
     return LossCurve(steps=list(steps), losses=list(losses))
 
 
-def plot_loss_curves(
-    curves: Mapping[str, LossCurve], *, ax: Any = None, title: str = "", epoch_steps: int = 0
-) -> Any:
+def plot_loss_curves(curves: Mapping[str, LossCurve], *, ax: Any = None, title: str = "", epoch_steps: int = 0) -> Any:
     """Plot several loss curves on one Axes (returned).
 
     ``epoch_steps`` > 0 draws a dotted line at the end of each epoch, where the model
@@ -151,7 +145,6 @@ def generate_greedy(
     the tokenizer's padding side is restored afterwards.  Generation stops at the model's
     end-of-turn token (``generation_config.eos_token_id``) or after ``max_new_tokens``.
     """
-    import torch
     from tqdm.auto import tqdm
 
     if tokenizer.pad_token is None:
@@ -216,7 +209,9 @@ class EpochPlan:
 def epoch_plan(n_examples: int, batch_size: int, max_steps: int) -> EpochPlan:
     """The epochs a run of ``max_steps`` makes over ``n_examples`` (raises ValueError on empty data)."""
     if n_examples <= 0 or batch_size <= 0 or max_steps <= 0:
-        raise ValueError(f"n_examples, batch_size and max_steps must be positive, got {n_examples}, {batch_size}, {max_steps}")
+        raise ValueError(
+            f"n_examples, batch_size and max_steps must be positive, got {n_examples}, {batch_size}, {max_steps}"
+        )
     return EpochPlan(n_examples, batch_size, max_steps)
 
 
@@ -253,7 +248,9 @@ def save_adapter(trainer: Any, folder: Path, *, extra: Mapping[str, Any] | None 
     folder.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(folder))
     info = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step, **(extra or {})}
-    (folder / "training.json").write_text(json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    (folder / "training.json").write_text(
+        json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+    )
     return folder
 
 
@@ -282,5 +279,7 @@ def push_folder(folder: Path, repo_id: str, token: str, *, private: bool = True)
 
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload merged model (curso, cuaderno 03)")
+    api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), commit_message="Upload merged model (curso, cuaderno 03)"
+    )
     return str(url)

@@ -164,7 +164,7 @@ def ultrafeedback_grammar(n_texts: int) -> str:
     """
     if n_texts < 1:
         raise ValueError("n_texts must be at least 1")
-    sections = " \"\\n\\n\" ".join(f"s{i}" for i in range(1, n_texts + 1))
+    sections = ' "\\n\\n" '.join(f"s{i}" for i in range(1, n_texts + 1))
     rules = [f"root ::= {sections}"]
     rules += [
         f's{i} ::= "#### Output for Text {i}\\nRating: " [1-5] "\\nRationale: " rationale'

@@ -41,15 +41,17 @@ Escribe la conversación con este formato exacto:
 _ANSWER_RULE = r"answer ::= [^\n\[\]<>]{8,200} [.!]"
 #: GBNF grammar (llama.cpp) that forces the format above: one question, one answer.
 GROUNDED_GRAMMAR = (
-    r'root ::= "[[[Usuario]]] " question "\n[[[Asistente]]] " answer' "\n"
-    r'question ::= [^\n\[\]<>?]{8,120} "?"' "\n" + _ANSWER_RULE + "\n"
+    r'root ::= "[[[Usuario]]] " question "\n[[[Asistente]]] " answer'
+    "\n"
+    r'question ::= [^\n\[\]<>?]{8,120} "?"'
+    "\n" + _ANSWER_RULE + "\n"
 )
 #: GBNF grammar for a bare answer (one line, complete sentences): the closed-book candidates.
 ANSWER_GRAMMAR = "root ::= answer\n" + _ANSWER_RULE + "\n"
 
 _PARSE = re.compile(
     r"\[\[\[(?:Usuario|User)\]\]\]\s*(?P<user>.+?)\s*\[\[\[(?:Asistente|Assistant)\]\]\]\s*(?P<assistant>.+)",
-    re.S | re.I,
+    re.DOTALL | re.IGNORECASE,
 )
 _MARKER = re.compile(r"\[\[\[[^\]]*\]\]\]")
 _PLACEHOLDER = re.compile(r"^<[^>]*>$")
@@ -84,7 +86,12 @@ def parse_grounded_output(text: str | None) -> ParsedTurn:
         return ParsedTurn(None, None, "no_format")
     user = _MARKER.split(match.group("user"))[0].strip()
     assistant = _MARKER.split(match.group("assistant"))[0].strip()
-    if len(user) < MIN_CHARS or len(assistant) < MIN_CHARS or _PLACEHOLDER.match(user) or _PLACEHOLDER.match(assistant):
+    if (
+        len(user) < MIN_CHARS
+        or len(assistant) < MIN_CHARS
+        or _PLACEHOLDER.match(user)
+        or _PLACEHOLDER.match(assistant)
+    ):
         return ParsedTurn(None, None, "empty")
     if assistant[-1] not in ".!?…)»\"'":
         return ParsedTurn(None, None, "truncated")

@@ -14,7 +14,7 @@ from functools import lru_cache
 #: Strings with fewer letters than this are not classified.
 MIN_LETTERS = 12
 
-_CODE_BLOCK = re.compile(r"```.*?```", re.S)
+_CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 _NOISE = re.compile(r"`[^`]*`|https?://\S+|<image>|\s+")
 
 

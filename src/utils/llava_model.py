@@ -193,9 +193,7 @@ def from_pretrained_kwargs(*, load_in_4bit: bool, dtype: str, device_map: str | 
     return kwargs
 
 
-def load_llava(
-    model_id: str, *, load_in_4bit: bool = False, dtype: str = "float32", device_map: str | None = None
-):
+def load_llava(model_id: str, *, load_in_4bit: bool = False, dtype: str = "float32", device_map: str | None = None):
     """Load ``(model, processor)`` from a Hub id or a ``local:`` asset (see :func:`from_pretrained_kwargs`)."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
@@ -232,7 +230,9 @@ def expected_image_tokens(model_config: Any) -> int:
     return patches + (1 if model_config.vision_feature_select_strategy == "full" else 0)
 
 
-def check_image_tokens(model_config: Any, processor: Any, input_ids: Any, *, images_per_row: int = 1) -> ImageTokenReport:
+def check_image_tokens(
+    model_config: Any, processor: Any, input_ids: Any, *, images_per_row: int = 1
+) -> ImageTokenReport:
     """Compare the image tokens in ``input_ids`` with what ``model_config`` expects.
 
     Raises:
@@ -301,7 +301,7 @@ def check_image_token_formula(formula: Any) -> bool:
         truth = expected_image_tokens(config)
         try:
             got = formula(size, patch, strategy)
-        except Exception as exc:  # the learner's code may raise anything
+        except Exception as exc:  # noqa: BLE001 - the learner's code may raise anything
             got = f"error: {exc!r}"
         expectations.append(
             Expectation(
@@ -359,7 +359,9 @@ class QloraMemoryEstimate:
         ]
 
 
-def estimate_qlora_memory(peft_model: Any, *, batch_size: int, seq_len: int, checkpointing: bool = True) -> QloraMemoryEstimate:
+def estimate_qlora_memory(
+    peft_model: Any, *, batch_size: int, seq_len: int, checkpointing: bool = True
+) -> QloraMemoryEstimate:
     """Estimate QLoRA training memory of a (meta-device) ``PeftModel`` of a LLaVA.
 
     Quantized: the weights of the ``nn.Linear`` layers of the language model (not the

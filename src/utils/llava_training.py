@@ -23,13 +23,11 @@ from typing import Any
 
 from utils.errors import CourseError
 from utils.finetune import greedy_new_text
-from utils.vqa_data import answer_of, llava_row_to_messages
+from utils.vqa_data import llava_row_to_messages
 
 #: LoRA goes on every linear layer of the language model — and only there: the CLIP
 #: vision tower has layers with the same names (q_proj, k_proj…), hence the regex.
-LANGUAGE_MODEL_LORA_TARGETS = (
-    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-)
+LANGUAGE_MODEL_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 #: Trained in full and saved with the adapter (the projector starts random in mini).
 PROJECTOR_MODULE = "multi_modal_projector"
 IGNORE_INDEX = -100
@@ -199,7 +197,6 @@ def generate_answers(
     desc: str = "generando",
 ) -> list[str]:
     """Greedy answers of ``model`` to each LLaVA row (left padding, batched)."""
-    import torch
     from tqdm.auto import tqdm
 
     tokenizer = processor.tokenizer

@@ -233,10 +233,10 @@ class LLMContextError(LLMRequestError):
 #: How servers word a context overflow: llama-cpp-python and OpenAI ("maximum context
 #: length is N tokens"), llama.cpp ("exceed context window of N"), vLLM, LM Studio.
 _CONTEXT_OVERFLOW = re.compile(
-    r"context[ _](length|window)|maximum context|exceeds? (the )?(available )?context|too many tokens", re.I
+    r"context[ _](length|window)|maximum context|exceeds? (the )?(available )?context|too many tokens", re.IGNORECASE
 )
-_LIMIT = re.compile(r"(?:context length is|context window of|context size of)\D{0,3}(\d+)", re.I)
-_REQUESTED = re.compile(r"(?:requested|Requested tokens \()\D{0,3}(\d+)", re.I)
+_LIMIT = re.compile(r"(?:context length is|context window of|context size of)\D{0,3}(\d+)", re.IGNORECASE)
+_REQUESTED = re.compile(r"(?:requested|Requested tokens \()\D{0,3}(\d+)", re.IGNORECASE)
 
 
 def _context_error(message: str, max_tokens: int | None) -> LLMContextError:
@@ -484,7 +484,11 @@ def connect(
     """
     global _default
     _default = LLMClient(
-        endpoint or resolve_endpoint(), timeout_s=timeout_s, max_tokens=max_tokens, temperature=temperature, retry=retry
+        endpoint or resolve_endpoint(),
+        timeout_s=timeout_s,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        retry=retry,
     )
     return _default
 

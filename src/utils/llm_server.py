@@ -154,7 +154,7 @@ def _read_state(port: int) -> dict | None:
 
 def _served_models(base_url: str, timeout: float = 2.0) -> list[str] | None:
     try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as response:
             payload = json.load(response)
     except (urllib.error.URLError, OSError, ValueError):
         return None

@@ -66,9 +66,7 @@ def sentence_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> list[
     return [round(sacrebleu.sentence_chrf(h, [r]).score, 1) for h, r in zip(hypotheses, references)]
 
 
-def comparison_table(
-    sources: Sequence[str], references: Sequence[str], outputs: Mapping[str, Sequence[str]]
-) -> Any:
+def comparison_table(sources: Sequence[str], references: Sequence[str], outputs: Mapping[str, Sequence[str]]) -> Any:
     """A ``pandas.DataFrame``: source, reference, then each system's output and its chrF."""
     import pandas as pd
 
@@ -111,7 +109,10 @@ def plot_scores(scores: Mapping[str, MTScores], *, title: str = "", ax: Any = No
     names = list(scores)
     width = 0.38
     xs = range(len(names))
-    for offset, metric, label, color in ((-width / 2, "chrf", "chrF", "#1f77b4"), (width / 2, "bleu", "BLEU", "#ff7f0e")):
+    for offset, metric, label, color in (
+        (-width / 2, "chrf", "chrF", "#1f77b4"),
+        (width / 2, "bleu", "BLEU", "#ff7f0e"),
+    ):
         values = [getattr(scores[n], metric) for n in names]
         bars = ax.bar([x + offset for x in xs], values, width, label=label, color=color)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)

@@ -36,7 +36,9 @@ def tagged_cell_sources(path: Path, tag: str) -> list[str]:
         if cell["cell_type"] == "code" and tag in cell.get("metadata", {}).get("tags", [])
     ]
     if not sources:
-        raise TaggedCellError(f"No code cell of {Path(path).name} is tagged {tag!r}; add the tag in the cell metadata.")
+        raise TaggedCellError(
+            f"No code cell of {Path(path).name} is tagged {tag!r}; add the tag in the cell metadata."
+        )
     return sources
 
 

@@ -36,9 +36,16 @@ def closed_book_tasks(cfg: SftDpoSettings, settings: CourseSettings | None = Non
         TextGeneration(
             name=f"sin_contexto_{i}",
             system_prompt=CLOSED_BOOK_SYSTEM,
-            llm=make_llm(model, max_new_tokens=cfg.max_new_tokens_answer, temperature=cfg.temperature,
-                         grammar=ANSWER_GRAMMAR, seed=cfg.seed + i, settings=settings, batch_size=cfg.batch_size),
-        )  # fmt: skip
+            llm=make_llm(
+                model,
+                max_new_tokens=cfg.max_new_tokens_answer,
+                temperature=cfg.temperature,
+                grammar=ANSWER_GRAMMAR,
+                seed=cfg.seed + i,
+                settings=settings,
+                batch_size=cfg.batch_size,
+            ),
+        )
         for i, model in enumerate(cfg.candidate_models, start=1)
     ]
 
@@ -54,7 +61,9 @@ def judge_task(cfg: SftDpoSettings, settings: CourseSettings | None = None) -> U
     )  # fmt: skip
 
 
-def with_candidates(rows: Sequence[dict[str, Any]], closed_book: Sequence[Sequence[dict[str, Any]]]) -> tuple[list, int]:
+def with_candidates(
+    rows: Sequence[dict[str, Any]], closed_book: Sequence[Sequence[dict[str, Any]]]
+) -> tuple[list, int]:
     """Add ``generations`` (grounded answer first) and ``sources`` to each row.
 
     ``closed_book[k][i]`` is candidate model k's output for row i.  Rows where a
@@ -73,7 +82,10 @@ def with_candidates(rows: Sequence[dict[str, Any]], closed_book: Sequence[Sequen
             {
                 **{k: v for k, v in row.items() if k != "distilabel_metadata"},
                 "generations": [row["response"], *[a.strip() for a in answers]],
-                "sources": [GROUNDED_SOURCE, *[out[i].get("model_name", f"modelo_{k}") for k, out in enumerate(closed_book, 1)]],
+                "sources": [
+                    GROUNDED_SOURCE,
+                    *[out[i].get("model_name", f"modelo_{k}") for k, out in enumerate(closed_book, 1)],
+                ],
             }
         )
     return ready, dropped
@@ -129,7 +141,7 @@ def check_preference_exercise(build_pair) -> bool:
     def call(generations, ratings):
         try:
             return build_pair(instruction, list(generations), list(ratings)), None
-        except Exception as exc:  # the learner's code: report, do not crash the notebook
+        except Exception as exc:  # noqa: BLE001 - the learner's code: report, do not crash the notebook
             return None, f"{type(exc).__name__}: {exc}"
 
     clear, error = call(answers, [2, 5, 3])

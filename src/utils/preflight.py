@@ -58,7 +58,9 @@ class PreflightError(CourseError):
 
     def __init__(self, failures: Sequence[Check]):
         self.failures = list(failures)
-        lines = [f"Comprobación previa fallida: {len(self.failures)} problema(s) que resolver antes de ejecutar este cuaderno:"]
+        lines = [
+            f"Comprobación previa fallida: {len(self.failures)} problema(s) que resolver antes de ejecutar este cuaderno:"
+        ]
         for check in self.failures:
             lines.append(f"  ✘ {check.name}: {check.detail}")
             if check.fix:
@@ -160,7 +162,7 @@ def check_service(service: Service, timeout: float = 3.0) -> Check:
     """Does ``service.url`` answer a GET with a 2xx status?  (Credentials in it are masked.)"""
     shown = mask_credentials(service.url)
     try:
-        with urllib.request.urlopen(service.url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(service.url, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -189,7 +191,7 @@ def check_asset(name: str, locate: Callable[[], object]) -> Check:
     """Run ``locate`` (e.g. :func:`utils.assets.smollm2_gguf_path`); its error text is the fix."""
     try:
         found = locate()
-    except Exception as exc:  # the asset helpers raise errors that name the install command
+    except Exception as exc:  # noqa: BLE001 - the asset helpers raise errors that name the install command
         return Check(f"recurso {name}", False, "no está disponible", str(exc))
     return Check(f"recurso {name}", True, str(found))
 

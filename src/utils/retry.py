@@ -34,7 +34,9 @@ def is_transient(exc: BaseException) -> bool:
         import openai
     except ImportError:
         return False
-    return isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
+    return isinstance(
+        exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+    )
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def _from_colab(name: str) -> str | None:
         return None
     try:
         value = userdata.get(name)
-    except Exception:  # SecretNotFoundError, NotebookAccessError, TimeoutException
+    except Exception:  # noqa: BLE001 - SecretNotFoundError, NotebookAccessError, TimeoutException
         return None
     return value or None
 
@@ -131,6 +131,5 @@ def service_env(
     return {
         name: value
         for name, value in source.items()
-        if name in kept
-        or (name not in dropped and not is_secret_name(name) and mask_credentials(value) == value)
+        if name in kept or (name not in dropped and not is_secret_name(name) and mask_credentials(value) == value)
     }

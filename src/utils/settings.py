@@ -470,9 +470,7 @@ def get_settings(profile: str | None = None) -> CourseSettings:
     try:
         settings = _BY_NAME[name]
     except KeyError:
-        raise ProfileError(
-            f"Unknown profile {name!r}. Use one of: {', '.join(PROFILES)}."
-        ) from None
+        raise ProfileError(f"Unknown profile {name!r}. Use one of: {', '.join(PROFILES)}.") from None
     return apply_overrides(settings, env_overrides())
 
 
@@ -495,8 +493,7 @@ def override_section(section: Any, section_name: str, **changes: Any) -> Any:
     for name, value in changes.items():
         if name not in known:
             raise ProfileError(
-                f"«{name}» no es un ajuste de la sección {section_name}. "
-                f"Ajustes válidos: {', '.join(sorted(known))}."
+                f"«{name}» no es un ajuste de la sección {section_name}. Ajustes válidos: {', '.join(sorted(known))}."
             )
         current = getattr(section, name)
         ok = isinstance(value, type(current)) or (
@@ -528,10 +525,11 @@ def env_overrides() -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ProfileError(f"{OVERRIDES_ENV} no es JSON válido ({exc}). Ejemplo: "
-                           '\'{"good_bad.max_steps": 4}\'') from None
+        raise ProfileError(
+            f"{OVERRIDES_ENV} no es JSON válido ({exc}). Ejemplo: '{{\"good_bad.max_steps\": 4}}'"
+        ) from None
     if not isinstance(data, dict):
-        raise ProfileError(f"{OVERRIDES_ENV} debe ser un objeto JSON {{\"sección.ajuste\": valor}}.")
+        raise ProfileError(f'{OVERRIDES_ENV} debe ser un objeto JSON {{"sección.ajuste": valor}}.')
     by_section: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
         section, _, name = str(key).partition(".")

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from utils.text_embeddings import closest_sentence
 
-_WORD = re.compile(r"[a-záéíóúüñ]{4,}", re.I)
+_WORD = re.compile(r"[a-záéíóúüñ]{4,}", re.IGNORECASE)
 #: Below this share of content words found in the article, a question is off-topic.
 QUESTION_MIN_OVERLAP = 0.2
 #: Below this share, an answer does not use the article.

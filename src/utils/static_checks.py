@@ -111,7 +111,7 @@ def imported_names(source: str, roots: Iterable[str]) -> dict[str, Any]:
     ``import torch`` → ``{"torch": torch}``.  Names that fail to import are skipped.
     """
     roots = tuple(roots)
-    wanted = lambda module: module.split(".")[0] in roots  # noqa: E731
+    wanted = lambda module: module.split(".")[0] in roots
     names: dict[str, Any] = {}
     for node in ast.walk(parse_code(source)):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and wanted(node.module):
@@ -129,7 +129,9 @@ def imported_names(source: str, roots: Iterable[str]) -> dict[str, Any]:
                         module = importlib.import_module(alias.name)
                     except ImportError:
                         continue
-                    names[alias.asname or alias.name.split(".")[0]] = module if alias.asname else importlib.import_module(alias.name.split(".")[0])
+                    names[alias.asname or alias.name.split(".")[0]] = (
+                        module if alias.asname else importlib.import_module(alias.name.split(".")[0])
+                    )
     return names
 
 
@@ -162,5 +164,7 @@ def notebook_keyword_problems(path: Path, roots: Iterable[str]) -> tuple[list[Kw
             if accepted is None:
                 continue
             checked += 1
-            problems += [KwargProblem(f"{path.name} cell {index}:{line}", name, k) for k in keywords if k not in accepted]
+            problems += [
+                KwargProblem(f"{path.name} cell {index}:{line}", name, k) for k in keywords if k not in accepted
+            ]
     return problems, checked

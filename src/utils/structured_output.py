@@ -26,6 +26,7 @@ Three ways to get JSON out of a model, from weakest to strongest:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -65,7 +66,7 @@ def _reject_constant(name: str) -> float:
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if value != value or value in (float("inf"), float("-inf")):
+    if math.isnan(value) or value in (float("inf"), float("-inf")):
         raise _NotJson(f"el número {text[:20]} no cabe en un float (sale infinito)")
     return value
 
@@ -176,9 +177,7 @@ _JSON_ERRORS_ES = {
 }
 
 
-def validate_json(
-    text: str, model: type[M], context: Mapping[str, Any] | None = None
-) -> tuple[M | None, str | None]:
+def validate_json(text: str, model: type[M], context: Mapping[str, Any] | None = None) -> tuple[M | None, str | None]:
     """Parse ``text`` into ``model``: ``(value, None)`` if valid, ``(None, error)`` if not.
 
     ``context`` reaches the model's validators (``info.context``), e.g. the source text
@@ -193,7 +192,10 @@ def validate_json(
     except _NotJson as exc:
         return None, f"JSON no válido ({exc})"
     except json.JSONDecodeError as exc:
-        return None, f"JSON mal formado ({_JSON_ERRORS_ES.get(exc.msg, exc.msg)}; línea {exc.lineno}, columna {exc.colno})"
+        return (
+            None,
+            f"JSON mal formado ({_JSON_ERRORS_ES.get(exc.msg, exc.msg)}; línea {exc.lineno}, columna {exc.colno})",
+        )
     except ValueError:  # an integer with thousands of digits
         return None, "JSON mal formado (un número tiene demasiadas cifras)"
     except RecursionError:
@@ -261,7 +263,9 @@ def schema_response_format(
     return {"type": "json_schema", "json_schema": {"name": model.__name__, "schema": schema}}
 
 
-def _constrained_chat(history: list[dict[str, str]], model: type[BaseModel], client: LLMClient, options: dict) -> Completion:
+def _constrained_chat(
+    history: list[dict[str, str]], model: type[BaseModel], client: LLMClient, options: dict
+) -> Completion:
     """``chat`` with the schema in ``response_format``; if the server rejects that form
     (an HTTP error), try the other one once and remember which one works."""
     import openai
@@ -270,7 +274,9 @@ def _constrained_chat(history: list[dict[str, str]], model: type[BaseModel], cli
     styles: list[SchemaStyle] = [preferred, "openai" if preferred == "llama-cpp" else "llama-cpp"]
     for i, style in enumerate(styles):
         try:
-            completion = chat(history, client=client, response_format=schema_response_format(model, style=style), **options)
+            completion = chat(
+                history, client=client, response_format=schema_response_format(model, style=style), **options
+            )
         except LLMContextError:
             raise  # too long for the model: another schema form does not help
         except (openai.APIStatusError, LLMRequestError) as exc:  # 400/422, or 500 from llama-cpp-python's validation

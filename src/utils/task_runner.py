@@ -55,7 +55,11 @@ def _read_cache(path: Path | None) -> dict[str, dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             item = json.loads(line)
-            done[item["key"]] = {"row": item["row"], "session": item.get("session"), "seconds": item.get("seconds", 0.0)}
+            done[item["key"]] = {
+                "row": item["row"],
+                "session": item.get("session"),
+                "seconds": item.get("seconds", 0.0),
+            }
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut short by an interruption: that row is generated again
     return done

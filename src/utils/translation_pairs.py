@@ -164,7 +164,11 @@ def _alike(a: str, b: str, similarity: float) -> bool:
     if a == b:
         return True
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return matcher.real_quick_ratio() >= similarity and matcher.quick_ratio() >= similarity and matcher.ratio() >= similarity
+    return (
+        matcher.real_quick_ratio() >= similarity
+        and matcher.quick_ratio() >= similarity
+        and matcher.ratio() >= similarity
+    )
 
 
 #: Kinds of language problem :func:`find_language_problems` reports (learner-facing, Spanish).
@@ -366,8 +370,7 @@ def chat_token_lengths(tokenizer: Any, examples: Iterable[ChatExample]) -> list[
     the tokenizer add a BOS again would count (and train on) a duplicate.
     """
     return [
-        len(tokenizer(render_chat(tokenizer, example), add_special_tokens=False)["input_ids"])
-        for example in examples
+        len(tokenizer(render_chat(tokenizer, example), add_special_tokens=False)["input_ids"]) for example in examples
     ]
 
 
@@ -405,11 +408,18 @@ def check_chat_example(
         for b in built
     )
     typed_specials = sorted(
-        {tok for b in built if shaped for m in b["prompt"] + b["completion"] for tok in special_tokens_in_text(tokenizer, str(m.get("content", "")))}
+        {
+            tok
+            for b in built
+            if shaped
+            for m in b["prompt"] + b["completion"]
+            for tok in special_tokens_in_text(tokenizer, str(m.get("content", "")))
+        }
     )
     completion_ok = roles_ok and all(b["completion"][0]["content"] == p.target for b, p in zip(built, sample))
     prompt_ok = roles_ok and all(
-        b["prompt"][1]["content"] == p.source and b["prompt"][0]["content"] == system_prompt for b, p in zip(built, sample)
+        b["prompt"][1]["content"] == p.source and b["prompt"][0]["content"] == system_prompt
+        for b, p in zip(built, sample)
     )
     same_tokens = roles_ok and all(
         render_chat(tokenizer, b) == render_chat(tokenizer, e) for b, e in zip(built, expected)
@@ -417,17 +427,35 @@ def check_chat_example(
     return report(
         "formato de chat",
         [
-            Expectation(shaped, "devuelve un dict con las claves 'prompt' y 'completion'",
-                        "SFTTrainer reconoce el formato prompt/completion por esas dos claves"),
-            Expectation(roles_ok, "el prompt tiene los roles system y user; la respuesta, un mensaje assistant",
-                        "mira el orden y los nombres de los roles"),
-            Expectation(not typed_specials, "no escribe tokens especiales a mano",
-                        f"quita {typed_specials}: la plantilla de chat ya los añade y quedarían duplicados"),
-            Expectation(prompt_ok, "el prompt lleva la instrucción y la frase en inglés sin cambios",
-                        "usa SYSTEM_PROMPT como system y la frase original como user"),
-            Expectation(completion_ok, "la respuesta es la traducción tal cual",
-                        "no añadas espacios, comillas ni prefijos a la traducción"),
-            Expectation(same_tokens, "el texto renderizado con la plantilla coincide con el del curso",
-                        "compara render_chat(tokenizer, tu_ejemplo) con el del ejemplo de referencia"),
+            Expectation(
+                shaped,
+                "devuelve un dict con las claves 'prompt' y 'completion'",
+                "SFTTrainer reconoce el formato prompt/completion por esas dos claves",
+            ),
+            Expectation(
+                roles_ok,
+                "el prompt tiene los roles system y user; la respuesta, un mensaje assistant",
+                "mira el orden y los nombres de los roles",
+            ),
+            Expectation(
+                not typed_specials,
+                "no escribe tokens especiales a mano",
+                f"quita {typed_specials}: la plantilla de chat ya los añade y quedarían duplicados",
+            ),
+            Expectation(
+                prompt_ok,
+                "el prompt lleva la instrucción y la frase en inglés sin cambios",
+                "usa SYSTEM_PROMPT como system y la frase original como user",
+            ),
+            Expectation(
+                completion_ok,
+                "la respuesta es la traducción tal cual",
+                "no añadas espacios, comillas ni prefijos a la traducción",
+            ),
+            Expectation(
+                same_tokens,
+                "el texto renderizado con la plantilla coincide con el del curso",
+                "compara render_chat(tokenizer, tu_ejemplo) con el del ejemplo de referencia",
+            ),
         ],
     )

@@ -208,7 +208,7 @@ def _decode_csv(path: Path, data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise VqaDataError(
-            f"{path}:{line}: el byte {data[exc.start:exc.start + 1]!r} no es UTF-8 (¿un archivo en latin-1 o "
+            f"{path}:{line}: el byte {data[exc.start : exc.start + 1]!r} no es UTF-8 (¿un archivo en latin-1 o "
             "Windows-1252?). Guárdalo como «CSV UTF-8», o conviértelo con "
             f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.csv`."
         ) from None
@@ -243,7 +243,7 @@ def _check_image(path: Path, line: int, image: str, file: Path) -> None:
     try:
         with Image.open(file) as opened:
             opened.verify()
-    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError…
+    except Exception as exc:  # noqa: BLE001 - PIL raises UnidentifiedImageError, OSError, SyntaxError…
         raise VqaDataError(
             f"{path}:{line}: {image!r} no es una imagen legible ({type(exc).__name__}: {exc}). "
             "Sustitúyela o borra la línea."
@@ -288,7 +288,7 @@ def read_csv(path: Path, *, check_images: bool = True) -> list[VqaRow]:
     except csv.Error as exc:
         raise VqaDataError(
             f"{path}:{done + 1}: CSV mal formado ({exc}); suele ser unas comillas sin cerrar. "
-            "Cierra las comillas de esa celda (o duplícalas, \"\", si forman parte del texto)."
+            'Cierra las comillas de esa celda (o duplícalas, "", si forman parte del texto).'
         ) from None
     if not rows:
         raise VqaDataError(f"{path} tiene cabecera pero ninguna fila.")
@@ -351,7 +351,9 @@ def llava_row_to_messages(row: Mapping[str, Any], *, with_answer: bool = True) -
     for turn in turns:
         role = _ROLES.get(turn.get("from", ""))
         if role is None:
-            raise VqaDataError(f"Fila {row.get('id')!r}: interlocutor desconocido {turn.get('from')!r} (usa human o gpt).")
+            raise VqaDataError(
+                f"Fila {row.get('id')!r}: interlocutor desconocido {turn.get('from')!r} (usa human o gpt)."
+            )
         text = turn["value"]
         content: list[dict[str, str]] = []
         if IMAGE_PLACEHOLDER in text:

@@ -36,8 +36,8 @@ BOILERPLATE_SECTIONS: tuple[str, ...] = (
     "Fuentes",
     "Otras lecturas",
 )
-_DISAMBIGUATION_TITLE = re.compile(r"\(desambiguaci[oó]n\)\s*$", re.I)
-_DISAMBIGUATION_TEXT = re.compile(r"^\s*[^\n]{0,120}\bpuede (?:referirse|hacer referencia) a\s*:", re.I)
+_DISAMBIGUATION_TITLE = re.compile(r"\(desambiguaci[oó]n\)\s*$", re.IGNORECASE)
+_DISAMBIGUATION_TEXT = re.compile(r"^\s*[^\n]{0,120}\bpuede (?:referirse|hacer referencia) a\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

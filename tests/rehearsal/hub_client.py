@@ -18,10 +18,14 @@ def check(name):
     def wrap(fn):
         try:
             report[name] = {"ok": True, "value": fn()}
-        except Exception as exc:  # report it: the test shows the failure
-            report[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                            "trace": traceback.format_exc()[-3000:]}
+        except Exception as exc:  # noqa: BLE001 - report it: the test shows the failure
+            report[name] = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "trace": traceback.format_exc()[-3000:],
+            }
         return fn
+
     return wrap
 
 
@@ -31,12 +35,17 @@ def _model():
 
     tokenizer = AutoTokenizer.from_pretrained("org/tiny-qwen")
     model = AutoModelForCausalLM.from_pretrained("org/tiny-qwen")
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hola"}], tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hola"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tokenizer(text, return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
-    return {"class": type(model).__name__, "dtype": str(model.dtype), "new_tokens": out.shape[1] - ids["input_ids"].shape[1],
-            "chatml": "<|im_start|>assistant" in text}
+    return {
+        "class": type(model).__name__,
+        "dtype": str(model.dtype),
+        "new_tokens": out.shape[1] - ids["input_ids"].shape[1],
+        "chatml": "<|im_start|>assistant" in text,
+    }
 
 
 @check("hf_hub_download")

@@ -26,21 +26,30 @@ ROOT = HERE.parents[1]
 def _build(tree: HubTree) -> None:
     tiny_qwen2(tree.model("org/tiny-qwen"))
     data = tree.dataset("org/parquet-set")
-    write_readme(data, {
-        "configs": [
-            {"config_name": "default", "data_files": [
-                {"split": "train", "path": "data/train-*.parquet"},
-                {"split": "test", "path": "data/test-*.parquet"},
-            ]},
-            {"config_name": "other", "data_files": [{"split": "train", "path": "other/*.parquet"}]},
-        ],
-    }, "# parquet set\n")
+    write_readme(
+        data,
+        {
+            "configs": [
+                {
+                    "config_name": "default",
+                    "data_files": [
+                        {"split": "train", "path": "data/train-*.parquet"},
+                        {"split": "test", "path": "data/test-*.parquet"},
+                    ],
+                },
+                {"config_name": "other", "data_files": [{"split": "train", "path": "other/*.parquet"}]},
+            ],
+        },
+        "# parquet set\n",
+    )
     write_parquet(data / "data" / "train-00000-of-00001.parquet", [{"text": f"t{i}", "n": i} for i in range(7)])
     write_parquet(data / "data" / "test-00000-of-00001.parquet", [{"text": f"x{i}", "n": i} for i in range(3)])
     write_parquet(data / "other" / "part.parquet", [{"word": "hola"}, {"word": "adiós"}])
     items = tree.dataset("org/json-set")
-    write_json(items / "items.json", [{"id": str(i), "conversations": [{"from": "human", "value": f"q{i}"}]}
-                                      for i in range(5)])
+    write_json(
+        items / "items.json",
+        [{"id": str(i), "conversations": [{"from": "human", "value": f"q{i}"}]} for i in range(5)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +65,9 @@ def client_report(tree, tmp_path_factory):
     with FakeHub([tree]) as hub:
         env = client_env(dict(os.environ), hub.url, tmp_path_factory.mktemp("hf_home"))
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-        proc = subprocess.run([sys.executable, str(HERE / "hub_client.py")], env=env, capture_output=True,
-                              text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "hub_client.py")], env=env, capture_output=True, text=True, timeout=600
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     return report, hub
@@ -89,10 +99,15 @@ def test_unknown_repo_and_file_raise_like_the_hub(client_report):
 
 def test_load_dataset_parquet_with_configs(client_report):
     report = client_report[0]
-    assert _ok(report, "parquet") == {"train": {"rows": 7, "columns": ["text", "n"]},
-                                      "test": {"rows": 3, "columns": ["text", "n"]}}
-    assert _ok(report, "parquet_config") == {"configs": ["default", "other"], "other_rows": 2,
-                                             "other_columns": ["word"]}
+    assert _ok(report, "parquet") == {
+        "train": {"rows": 7, "columns": ["text", "n"]},
+        "test": {"rows": 3, "columns": ["text", "n"]},
+    }
+    assert _ok(report, "parquet_config") == {
+        "configs": ["default", "other"],
+        "other_rows": 2,
+        "other_columns": ["word"],
+    }
 
 
 def test_load_dataset_streaming(client_report):
@@ -117,7 +132,7 @@ def test_every_request_was_served(client_report):
 def _get(url: str, headers: dict | None = None):
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local server
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -149,8 +164,10 @@ def test_tree_listing_recursive_and_by_folder(tree):
         top = {(e["type"], e["path"]) for e in json.loads(body)}
         assert top == {("directory", "data"), ("directory", "other"), ("file", "README.md")}
         _, _, body = _get(f"{hub.url}/api/datasets/org/parquet-set/tree/main/data")
-        assert {e["path"] for e in json.loads(body)} == {"data/train-00000-of-00001.parquet",
-                                                         "data/test-00000-of-00001.parquet"}
+        assert {e["path"] for e in json.loads(body)} == {
+            "data/train-00000-of-00001.parquet",
+            "data/test-00000-of-00001.parquet",
+        }
         _, _, body = _get(f"{hub.url}/api/datasets/org/parquet-set/tree/main?recursive=true")
         assert len([e for e in json.loads(body) if e["type"] == "file"]) == 4
 

@@ -56,19 +56,34 @@ class _Notebook:
 
 
 def _report(rows_quarantined: int) -> dict:
-    return {"rows_in": 10, "rows_translated": 10 - rows_quarantined, "rows_quarantined": rows_quarantined,
-            "segments": 40, "segments_sent": 30, "fallbacks": 1, "retries": 0, "translate_s": 2.0, "requests": 40}
+    return {
+        "rows_in": 10,
+        "rows_translated": 10 - rows_quarantined,
+        "rows_quarantined": rows_quarantined,
+        "segments": 40,
+        "segments_sent": 30,
+        "fallbacks": 1,
+        "retries": 0,
+        "translate_s": 2.0,
+        "requests": 40,
+    }
 
 
 def _run_report_cell(tmp_path, quarantine_text: str):
     (tmp_path / "llava_es.quarantine.jsonl").write_text(quarantine_text, encoding="utf-8")
     shown = []
-    namespace = {"pd": pd, "work": tmp_path, "nb": _Notebook(), "display": shown.append,
-                 "report0": _report(0), "report1": _report(len(quarantine_text.splitlines()))}
+    namespace = {
+        "pd": pd,
+        "work": tmp_path,
+        "nb": _Notebook(),
+        "display": shown.append,
+        "report0": _report(0),
+        "report1": _report(len(quarantine_text.splitlines())),
+    }
     code = _cell('quarantine[["id", "row_index", "reason"]]')
     *body, last = code.rstrip().split("\n")
     exec("\n".join(body), namespace)  # noqa: S102 - the notebook's own cell
-    return eval(last, namespace), namespace  # noqa: S307 - its last expression, as Jupyter shows it
+    return eval(last, namespace), namespace
 
 
 def test_report_cell_with_an_empty_quarantine(tmp_path):

@@ -45,11 +45,14 @@ def test_llava_stand_in_has_the_real_geometry_and_module_names(tree, tmp_path):
     assert "model.language_model.layers.0.mlp.gate_proj" in names
 
     Image.new("RGB", (64, 48), (200, 20, 20)).save(tmp_path / "a.jpg")
-    rows = csv_to_llava_rows([VqaRow("a.jpg", "What color is the bus?", "red", "other")],
-                             get_settings("full").llava.answer_instruction)
+    rows = csv_to_llava_rows(
+        [VqaRow("a.jpg", "What color is the bus?", "red", "other")], get_settings("full").llava.answer_instruction
+    )
     prompt = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}],
-        add_generation_prompt=True, tokenize=False)
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     assert prompt == "USER: <image>\nQ? ASSISTANT:"
     batch = VqaCollator(processor, tmp_path)(rows)
     assert check_image_tokens(config, processor, batch["input_ids"]).per_row == [576]
@@ -68,13 +71,15 @@ def test_vqav2_stand_in_has_the_cards_layout_and_serves_the_full_split(tree):
     assert "path: data/validation-*" in card and "path: data/testdev-*" in card
     files = sorted(p.name for p in (folder / "data").iterdir())
     assert "validation-00000-of-00002.parquet" in files and "test-00000-of-00001.parquet" in files
-    data = load_dataset("parquet", data_files={"validation": str(folder / "data" / "validation-*.parquet")},
-                        split="validation")
+    data = load_dataset(
+        "parquet", data_files={"validation": str(folder / "data" / "validation-*.parquet")}, split="validation"
+    )
     assert data.features == nb04.vqav2_features()
     assert set(data.unique("answer_type")) == {"yes/no", "number", "other"}
     full = get_settings("full").llava
     records = [dict(r) for r in data]
-    train, test = split_records_by_image(records, train_size=full.train_size, test_size=full.test_size,
-                                         columns=HubColumns())
+    train, test = split_records_by_image(
+        records, train_size=full.train_size, test_size=full.test_size, columns=HubColumns()
+    )
     assert (len(train), len(test)) == (full.train_size, full.test_size)
     assert not {r["image_id"] for r in train} & {r["image_id"] for r in test}

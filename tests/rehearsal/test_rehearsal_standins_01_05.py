@@ -53,8 +53,16 @@ def test_nb01_repos_and_files(built01):
     mt = repos[("model", full.translate.mt_model_id)]
     config = json.loads((mt / "config.json").read_text(encoding="utf-8"))
     assert config["architectures"] == ["MarianMTModel"]
-    for key in ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id", "activation_function",
-                "scale_embedding", "share_encoder_decoder_embeddings", "max_position_embeddings"):
+    for key in (
+        "vocab_size",
+        "pad_token_id",
+        "decoder_start_token_id",
+        "eos_token_id",
+        "activation_function",
+        "scale_embedding",
+        "share_encoder_decoder_embeddings",
+        "max_position_embeddings",
+    ):
         assert config[key] == OPUS_MT_EN_ES_CONFIG[key], key
     assert {"source.spm", "target.spm", "vocab.json", "tokenizer_config.json"} <= {p.name for p in mt.iterdir()}
     assert ("model", QWEN25_GGUF_REPO) in repos

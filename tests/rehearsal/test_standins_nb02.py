@@ -75,7 +75,9 @@ def test_models_have_qwen25_config_keys_and_a_chatml_tokenizer(tree):
 def test_wikipedia_has_the_real_layout(tree):
     repo = tree.root / "datasets" / nb02.WIKIPEDIA
     header = yaml.safe_load((repo / "README.md").read_text().split("---")[1])
-    assert header["configs"] == [{"config_name": "20231101.es", "data_files": [{"split": "train", "path": "20231101.es/train-*"}]}]
+    assert header["configs"] == [
+        {"config_name": "20231101.es", "data_files": [{"split": "train", "path": "20231101.es/train-*"}]}
+    ]
     shards = sorted((repo / "20231101.es").glob("train-*-of-*.parquet"))
     assert [p.name for p in shards] == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
     schema = pq.read_schema(shards[0])

@@ -27,8 +27,11 @@ def test_qwen_stand_in_has_the_real_class_config_keys_and_chat_format(tree):
     assert {"model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj", "lm_head"} <= names
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert (tokenizer.eos_token, tokenizer.pad_token) == ("<|im_end|>", "<|endoftext|>")
-    text = tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}],
-                                         tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     assert text.endswith("<|im_start|>assistant\n")
     generation = GenerationConfig.from_pretrained(folder)
     assert generation.do_sample and tokenizer.convert_tokens_to_ids("<|im_end|>") in generation.eos_token_id

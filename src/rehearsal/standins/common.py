@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 #: Qwen2.5-Instruct's generation_config.json (sampling defaults), token ids mapped to SmolLM2's.
-QWEN25_GENERATION = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20,
-                     "repetition_penalty": 1.05}
+QWEN25_GENERATION = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05}
 
 
 def chatml_tokenizer():
@@ -152,13 +151,17 @@ def qwen25_gguf(hub) -> Path:
     from utils.assets import smollm2_gguf_path
 
     repo = hub.model(QWEN25_GGUF_REPO)
-    write_readme(repo, {
-        "license": "apache-2.0",
-        "license_link": "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/blob/main/LICENSE",
-        "language": ["en"],
-        "pipeline_tag": "text-generation",
-        "base_model": "Qwen/Qwen2.5-1.5B-Instruct",
-        "tags": ["chat"],
-    }, "# Qwen2.5-1.5B-Instruct-GGUF (rehearsal stand-in: SmolLM2-135M-Instruct Q4_1 weights)\n")
+    write_readme(
+        repo,
+        {
+            "license": "apache-2.0",
+            "license_link": "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/blob/main/LICENSE",
+            "language": ["en"],
+            "pipeline_tag": "text-generation",
+            "base_model": "Qwen/Qwen2.5-1.5B-Instruct",
+            "tags": ["chat"],
+        },
+        "# Qwen2.5-1.5B-Instruct-GGUF (rehearsal stand-in: SmolLM2-135M-Instruct Q4_1 weights)\n",
+    )
     link_or_copy(smollm2_gguf_path(), repo / QWEN25_GGUF_FILE)
     return repo

@@ -50,8 +50,15 @@ MT_MODEL = "Helsinki-NLP/opus-mt-en-es"
 ROWS = 2400
 SEED = 150
 #: Tiny sizes of the stand-in Marian model (the real one: d_model 512, 6+6 layers, 8 heads, ffn 2048).
-TINY_MARIAN = {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
-               "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64}
+TINY_MARIAN = {
+    "d_model": 32,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+}
 #: Decoder step at which </s> wins (see :func:`shape_eos`), and the gain of its embedding row.
 EOS_STEP = 6
 EOS_GAIN = 10.0
@@ -59,44 +66,104 @@ TOKENIZER_VOCAB = 2000
 
 # --------------------------------------------------------------------------- generated rows
 
-OBJECTS = ["bus", "dog", "cat", "train", "bicycle", "pizza", "laptop", "umbrella", "horse", "kite",
-           "surfboard", "giraffe", "clock", "bench", "boat", "skateboard", "sandwich", "elephant",
-           "motorcycle", "teddy bear", "fire hydrant", "traffic light", "refrigerator", "suitcase"]
+OBJECTS = [
+    "bus",
+    "dog",
+    "cat",
+    "train",
+    "bicycle",
+    "pizza",
+    "laptop",
+    "umbrella",
+    "horse",
+    "kite",
+    "surfboard",
+    "giraffe",
+    "clock",
+    "bench",
+    "boat",
+    "skateboard",
+    "sandwich",
+    "elephant",
+    "motorcycle",
+    "teddy bear",
+    "fire hydrant",
+    "traffic light",
+    "refrigerator",
+    "suitcase",
+]
 COLORS = ["red", "white", "blue", "green", "yellow", "black", "brown", "orange", "gray", "pink"]
-PLACES = ["on a busy city street", "in a grassy park", "on a sandy beach", "in a small kitchen",
-          "next to a wooden fence", "in front of a brick building", "at a train station",
-          "in a snowy field", "inside a living room", "near a river"]
-PEOPLE = ["a man", "a woman", "a young boy", "a little girl", "two people", "a group of friends",
-          "an older man", "a family"]
-ACTIONS = ["standing", "sitting", "walking", "waiting", "playing", "looking at the camera", "eating",
-           "holding an umbrella", "riding", "talking"]
-WHY = ["to stay safe in traffic", "because the weather looks cold", "to enjoy a sunny afternoon",
-       "since it is a popular place for tourists", "because they are waiting for a ride",
-       "to keep the food warm", "so that everyone can see it clearly"]
+PLACES = [
+    "on a busy city street",
+    "in a grassy park",
+    "on a sandy beach",
+    "in a small kitchen",
+    "next to a wooden fence",
+    "in front of a brick building",
+    "at a train station",
+    "in a snowy field",
+    "inside a living room",
+    "near a river",
+]
+PEOPLE = [
+    "a man",
+    "a woman",
+    "a young boy",
+    "a little girl",
+    "two people",
+    "a group of friends",
+    "an older man",
+    "a family",
+]
+ACTIONS = [
+    "standing",
+    "sitting",
+    "walking",
+    "waiting",
+    "playing",
+    "looking at the camera",
+    "eating",
+    "holding an umbrella",
+    "riding",
+    "talking",
+]
+WHY = [
+    "to stay safe in traffic",
+    "because the weather looks cold",
+    "to enjoy a sunny afternoon",
+    "since it is a popular place for tourists",
+    "because they are waiting for a ride",
+    "to keep the food warm",
+    "so that everyone can see it clearly",
+]
 
 
 def _turn_q(rng: random.Random, obj: str) -> str:
-    return rng.choice([
-        f"What color is the {obj} in the image?",
-        f"How many {obj}s can be seen in the picture?",
-        f"Where is the {obj} located?",
-        f"What is the person next to the {obj} doing?",
-        f"Is the {obj} moving or parked?",
-        f"What time of day does it appear to be?",
-        f"What is the main object in the image?",
-    ])
+    return rng.choice(
+        [
+            f"What color is the {obj} in the image?",
+            f"How many {obj}s can be seen in the picture?",
+            f"Where is the {obj} located?",
+            f"What is the person next to the {obj} doing?",
+            f"Is the {obj} moving or parked?",
+            "What time of day does it appear to be?",
+            "What is the main object in the image?",
+        ]
+    )
 
 
 def _turn_a(rng: random.Random, obj: str) -> str:
     n = rng.randint(2, 9)
-    return rng.choice([
-        f"The {obj} in the image is {rng.choice(COLORS)} and {rng.choice(COLORS)}.",
-        f"There are {n} {obj}s in the picture, and {rng.randint(1, n)} of them are {rng.choice(COLORS)}.",
-        f"The {obj} is located {rng.choice(PLACES)}.",
-        f"{rng.choice(PEOPLE).capitalize()} is {rng.choice(ACTIONS)} next to the {obj}.",
-        f"It appears to be late afternoon, around {rng.randint(3, 6)} p.m., judging by the long shadows.",
-        f"The main object in the image is a {rng.choice(COLORS)} {obj} {rng.choice(PLACES)}.",
-    ])
+    return rng.choice(
+        [
+            f"The {obj} in the image is {rng.choice(COLORS)} and {rng.choice(COLORS)}.",
+            f"There are {n} {obj}s in the picture, and {rng.randint(1, n)} of them are {rng.choice(COLORS)}.",
+            f"The {obj} is located {rng.choice(PLACES)}.",
+            f"{rng.choice(PEOPLE).capitalize()} is {rng.choice(ACTIONS)} next to the {obj}.",
+            f"It appears to be late afternoon, around {rng.randint(3, 6)} p.m., judging by the long shadows.",
+            f"The main object in the image is a {rng.choice(COLORS)} {obj} {rng.choice(PLACES)}.",
+        ]
+    )
 
 
 def _conversation(rng: random.Random, obj: str) -> list[dict[str, str]]:
@@ -107,15 +174,19 @@ def _conversation(rng: random.Random, obj: str) -> list[dict[str, str]]:
 
 
 def _detail(rng: random.Random, obj: str) -> list[dict[str, str]]:
-    question = rng.choice(["Can you describe the main features of this image for me?",
-                           "What do you see happening in this image?",
-                           "Explain the visual content of the image in great detail.",
-                           "Describe the following image."])
+    question = rng.choice(
+        [
+            "Can you describe the main features of this image for me?",
+            "What do you see happening in this image?",
+            "Explain the visual content of the image in great detail.",
+            "Describe the following image.",
+        ]
+    )
     sentences = [
         f"The image shows {rng.choice(PEOPLE)} {rng.choice(ACTIONS)} {rng.choice(PLACES)}.",
         f"A {rng.choice(COLORS)} {obj} stands out in the scene, with {rng.randint(2, 12)} other objects around it.",
         f"In the background, there is a {rng.choice(COLORS)} {rng.choice(OBJECTS)} and a {rng.choice(OBJECTS)}.",
-        f"The scene suggests a typical day, and the people seem relaxed.",
+        "The scene suggests a typical day, and the people seem relaxed.",
     ]
     rng.shuffle(sentences)
     answer = " ".join(sentences[:3]) + "\n\n" + sentences[3]
@@ -123,14 +194,20 @@ def _detail(rng: random.Random, obj: str) -> list[dict[str, str]]:
 
 
 def _reasoning(rng: random.Random, obj: str) -> list[dict[str, str]]:
-    question = rng.choice([f"Why might the {obj} be in this location?",
-                           f"What could be a reason for the people to gather near the {obj}?",
-                           f"What safety concerns might arise from the position of the {obj}?"])
-    answer = (f"The {obj} might be there {rng.choice(WHY)}. "
-              f"Several factors support this: 1. the {obj} is {rng.choice(PLACES)}; "
-              f"2. {rng.choice(PEOPLE)} {rng.choice(['is', 'are'])} {rng.choice(ACTIONS)} nearby; "
-              f"3. there are {rng.randint(2, 20)} {rng.choice(OBJECTS)}s around. "
-              f"Overall, the setting indicates that the {obj} is used {rng.choice(WHY)}.")
+    question = rng.choice(
+        [
+            f"Why might the {obj} be in this location?",
+            f"What could be a reason for the people to gather near the {obj}?",
+            f"What safety concerns might arise from the position of the {obj}?",
+        ]
+    )
+    answer = (
+        f"The {obj} might be there {rng.choice(WHY)}. "
+        f"Several factors support this: 1. the {obj} is {rng.choice(PLACES)}; "
+        f"2. {rng.choice(PEOPLE)} {rng.choice(['is', 'are'])} {rng.choice(ACTIONS)} nearby; "
+        f"3. there are {rng.randint(2, 20)} {rng.choice(OBJECTS)}s around. "
+        f"Overall, the setting indicates that the {obj} is used {rng.choice(WHY)}."
+    )
     return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
 
 
@@ -164,13 +241,17 @@ def english_lines(rows: list[dict]) -> list[str]:
 
 def build_dataset(hub: HubTree, rows: list[dict]) -> None:
     repo = hub.dataset(DATASET)
-    write_readme(repo, {
-        "license": "cc-by-4.0",
-        "task_categories": ["visual-question-answering", "question-answering"],
-        "language": ["en"],
-        "pretty_name": "LLaVA Visual Instruct 150K",
-        "size_categories": ["100K<n<1M"],
-    }, "# LLaVA Visual Instruct 150K (rehearsal stand-in: generated rows in the real layout)\n")
+    write_readme(
+        repo,
+        {
+            "license": "cc-by-4.0",
+            "task_categories": ["visual-question-answering", "question-answering"],
+            "language": ["en"],
+            "pretty_name": "LLaVA Visual Instruct 150K",
+            "size_categories": ["100K<n<1M"],
+        },
+        "# LLaVA Visual Instruct 150K (rehearsal stand-in: generated rows in the real layout)\n",
+    )
     write_json(repo / DATASET_FILE, rows)
 
 

@@ -74,7 +74,11 @@ def build(hub: HubTree) -> None:
     rows = wikipedia_rows()
     size = -(-len(rows) // SHARDS)
     for shard in range(SHARDS):
-        write_parquet(repo / CONFIG / f"train-{shard:05d}-of-{SHARDS:05d}.parquet", rows[shard * size : (shard + 1) * size], schema)
+        write_parquet(
+            repo / CONFIG / f"train-{shard:05d}-of-{SHARDS:05d}.parquet",
+            rows[shard * size : (shard + 1) * size],
+            schema,
+        )
     features = [{"name": name, "dtype": "string"} for name in schema.names]
     write_readme(repo, {
         "language": ["es"],

@@ -37,13 +37,16 @@ def write_pairs_dataset(folder: Path, rows: list[dict[str, str]]) -> None:
     schema = pa.schema([("source", pa.string()), ("target", pa.string())])
     write_parquet(folder / "data" / "train-00000-of-00001.parquet", rows, schema=schema)
     num_bytes = sum(len(r["source"].encode()) + len(r["target"].encode()) for r in rows)
-    write_readme(folder, {
-        "dataset_info": {
-            "features": [{"name": "source", "dtype": "string"}, {"name": "target", "dtype": "string"}],
-            "splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": len(rows)}],
+    write_readme(
+        folder,
+        {
+            "dataset_info": {
+                "features": [{"name": "source", "dtype": "string"}, {"name": "target", "dtype": "string"}],
+                "splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": len(rows)}],
+            },
+            "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
         },
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
-    })
+    )
 
 
 def _course_rows(file: str) -> list[dict[str, str]]:

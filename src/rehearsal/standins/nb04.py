@@ -61,8 +61,10 @@ def tokenizer_corpus() -> list[str]:
     """Text the stand-in tokenizer is trained on: the notebook's prompts, questions and answers."""
     lines = [template.format(thing=thing) for template, *_ in QUESTIONS for thing in THINGS]
     lines += [answer for _, answers, *_ in QUESTIONS for answer in answers]
-    lines += ["USER: ASSISTANT: Answer the question using a single word or phrase.",
-              "yes no red blue green white one two three four"]
+    lines += [
+        "USER: ASSISTANT: Answer the question using a single word or phrase.",
+        "yes no red blue green white one two three four",
+    ]
     return lines * 20
 
 
@@ -82,8 +84,10 @@ def small_llama_like_tokenizer(vocab_size: int = 1024):
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     core.train_from_iterator(tokenizer_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
@@ -110,19 +114,41 @@ def llava15(out: Path, *, seed: int = 0) -> None:
     pad = tokenizer.pad_token_id
     eos = tokenizer.eos_token_id
     text = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
-        hidden_act="silu", tie_word_embeddings=False, pad_token_id=pad, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=192,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        hidden_act="silu",
+        tie_word_embeddings=False,
+        pad_token_id=pad,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=eos,
     )
     vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE, projection_dim=48, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        projection_dim=48,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=image_token,
-        image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2, projector_hidden_act="gelu",
-        vision_feature_select_strategy="default", vision_feature_layer=-2, pad_token_id=pad,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token,
+        image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        pad_token_id=pad,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -132,14 +158,25 @@ def llava15(out: Path, *, seed: int = 0) -> None:
     model.to(torch.float16)  # the real checkpoint is stored in float16
     model.save_pretrained(out)
     image_processor = CLIPImageProcessor(
-        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        do_resize=True, do_center_crop=True, do_normalize=True, do_rescale=True, do_convert_rgb=True,
-        image_mean=CLIP_MEAN, image_std=CLIP_STD, resample=3,
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        do_resize=True,
+        do_center_crop=True,
+        do_normalize=True,
+        do_rescale=True,
+        do_convert_rgb=True,
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+        resample=3,
     )
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH_SIZE,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1,
-        chat_template=LLAVA15_CHAT_TEMPLATE, image_token="<image>",
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=PATCH_SIZE,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=LLAVA15_CHAT_TEMPLATE,
+        image_token="<image>",
     )
     processor.save_pretrained(out)
 
@@ -171,35 +208,43 @@ def vqa_rows(n: int, *, start_question_id: int, seed: int, with_answers: bool = 
         template, answers, answer_type, question_type = QUESTIONS[i % len(QUESTIONS)]
         answer = rng.choice(answers)
         votes = [answer if rng.random() < 0.7 else rng.choice(answers) for _ in range(10)]
-        rows.append({
-            "question_type": question_type,
-            "multiple_choice_answer": answer if with_answers else "",
-            "answers": [
-                {"answer": a, "answer_confidence": rng.choice(("yes", "maybe")), "answer_id": k + 1}
-                for k, a in enumerate(votes)
-            ] if with_answers else [],
-            "image_id": image_id,
-            "answer_type": answer_type if with_answers else "",
-            "question_id": start_question_id + i,
-            "question": template.format(thing=rng.choice(THINGS)),
-            "image": image,
-        })
+        rows.append(
+            {
+                "question_type": question_type,
+                "multiple_choice_answer": answer if with_answers else "",
+                "answers": [
+                    {"answer": a, "answer_confidence": rng.choice(("yes", "maybe")), "answer_id": k + 1}
+                    for k, a in enumerate(votes)
+                ]
+                if with_answers
+                else [],
+                "image_id": image_id,
+                "answer_type": answer_type if with_answers else "",
+                "question_id": start_question_id + i,
+                "question": template.format(thing=rng.choice(THINGS)),
+                "image": image,
+            }
+        )
     return rows
 
 
 def vqav2_features():
     from datasets import Features, Image, Value
 
-    return Features({
-        "question_type": Value("string"),
-        "multiple_choice_answer": Value("string"),
-        "answers": [{"answer": Value("string"), "answer_confidence": Value("string"), "answer_id": Value("int64")}],
-        "image_id": Value("int64"),
-        "answer_type": Value("string"),
-        "question_id": Value("int64"),
-        "question": Value("string"),
-        "image": Image(),
-    })
+    return Features(
+        {
+            "question_type": Value("string"),
+            "multiple_choice_answer": Value("string"),
+            "answers": [
+                {"answer": Value("string"), "answer_confidence": Value("string"), "answer_id": Value("int64")}
+            ],
+            "image_id": Value("int64"),
+            "answer_type": Value("string"),
+            "question_id": Value("int64"),
+            "question": Value("string"),
+            "image": Image(),
+        }
+    )
 
 
 def vqav2(folder: Path, *, validation_rows: int = 2400, shards: int = 2) -> None:
@@ -226,11 +271,14 @@ def vqav2(folder: Path, *, validation_rows: int = 2400, shards: int = 2) -> None
             "features": [
                 {"name": "question_type", "dtype": "string"},
                 {"name": "multiple_choice_answer", "dtype": "string"},
-                {"name": "answers", "list": [
-                    {"name": "answer", "dtype": "string"},
-                    {"name": "answer_confidence", "dtype": "string"},
-                    {"name": "answer_id", "dtype": "int64"},
-                ]},
+                {
+                    "name": "answers",
+                    "list": [
+                        {"name": "answer", "dtype": "string"},
+                        {"name": "answer_confidence", "dtype": "string"},
+                        {"name": "answer_id", "dtype": "int64"},
+                    ],
+                },
                 {"name": "image_id", "dtype": "int64"},
                 {"name": "answer_type", "dtype": "string"},
                 {"name": "question_id", "dtype": "int64"},
@@ -239,10 +287,12 @@ def vqav2(folder: Path, *, validation_rows: int = 2400, shards: int = 2) -> None
             ],
             "splits": [{"name": s, "num_examples": len(r)} for s, r in splits.items()],
         },
-        "configs": [{
-            "config_name": "default",
-            "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits],
-        }],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits],
+            }
+        ],
     }
     write_readme(folder, header, "# VQAv2 (rehearsal stand-in: random images, lmms-lab/VQAv2's layout)\n")
 

@@ -24,14 +24,14 @@ _TRANSLATIONS = (
 
 
 class _SpanishHelp(argparse.HelpFormatter):
-    def add_usage(self, usage, actions, groups, prefix=None):  # noqa: ANN001
+    def add_usage(self, usage, actions, groups, prefix=None):
         super().add_usage(usage, actions, groups, prefix or "uso: ")
 
 
 class SpanishArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose help, usage and errors are in Spanish."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, formatter_class=_SpanishHelp, add_help=False, **kwargs)
         self._positionals.title = "argumentos"
         self._optionals.title = "opciones"

@@ -167,7 +167,7 @@ def spawn(cmd: Sequence[str], log_path: Path, env: Mapping[str, str]) -> subproc
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         log.flush()
-        return subprocess.Popen(  # noqa: S603
+        return subprocess.Popen(
             list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(env),
             start_new_session=True,  # survives the notebook kernel; stopped as a group
             umask=PRIVATE_UMASK,

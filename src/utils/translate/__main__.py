@@ -75,9 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("input", metavar="INPUT", help="LLaVA .json (array) or .jsonl file")
     run.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if needed)")
     run.add_argument("--profile", choices=["mini", "full"], help="settings profile for defaults (default: active)")
-    run.add_argument("--backend", choices=["seq2seq", "ctranslate2", "openai"],
-                     help="seq2seq MT model, the same model on CTranslate2 (fast bulk inference) "
-                     "or OpenAI-compatible chat endpoint")
+    run.add_argument(
+        "--backend",
+        choices=["seq2seq", "ctranslate2", "openai"],
+        help="seq2seq MT model, the same model on CTranslate2 (fast bulk inference) "
+        "or OpenAI-compatible chat endpoint",
+    )
     run.add_argument("--model", help="model id (seq2seq: Hub id, folder or local:...; openai: served model name)")
     run.add_argument("--chunk-size", type=_positive_int, help="rows per chunk file (the unit of resume)")
     run.add_argument("--batch-size", type=_positive_int, help="segments per model call (openai: parallel requests)")
@@ -86,11 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", default="0/1", help="translate part i of n (0-based), e.g. 0/4 (default 0/1)")
     run.add_argument("--limit", type=_positive_int, default=None, help="only the first N rows of INPUT")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="seq2seq device")
-    run.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                     help="seq2seq precision (auto: float16 on a GPU, bfloat16 on CPUs that compute it natively)")
-    run.add_argument("--quantization", default="auto",
-                     help="ctranslate2 precision (auto: int8 on CPU, int8_float16 on a GPU; or float32...)")
-    run.add_argument("--threads", type=_positive_int, help="CPU threads for the seq2seq model (default: the idle cores)")
+    run.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="seq2seq precision (auto: float16 on a GPU, bfloat16 on CPUs that compute it natively)",
+    )
+    run.add_argument(
+        "--quantization",
+        default="auto",
+        help="ctranslate2 precision (auto: int8 on CPU, int8_float16 on a GPU; or float32...)",
+    )
+    run.add_argument(
+        "--threads", type=_positive_int, help="CPU threads for the seq2seq model (default: the idle cores)"
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     merge = sub.add_parser(
         "merge",

@@ -180,7 +180,9 @@ class Seq2SeqBackend:
             list(texts), return_tensors="pt", padding=True, truncation=True, max_length=self.max_input_tokens
         ).to(self.device)
         if self.fast_greedy_off is None:
-            output_ids = greedy_generate(self.model, inputs["input_ids"], inputs["attention_mask"], self.generate_kwargs)
+            output_ids = greedy_generate(
+                self.model, inputs["input_ids"], inputs["attention_mask"], self.generate_kwargs
+            )
         else:
             with torch.inference_mode():
                 output_ids = self.model.generate(**inputs, **self.generate_kwargs)

@@ -32,7 +32,7 @@ def start_background_run(input_path: Path | str, out_dir: Path | str, *args: str
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "utils.translate", "run", str(input_path), str(out_dir), "--no-progress", *args]
     with open(out_dir.with_suffix(".log"), "wb") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)  # noqa: S603
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
 
 def committed_chunks(out_dir: Path | str) -> int:

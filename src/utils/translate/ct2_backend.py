@@ -90,8 +90,12 @@ def conversion_key(model: str, quantization: str) -> str:
     """Cache key of a converted model: model id (and local files), quantization, CTranslate2 version."""
     import ctranslate2
 
-    identity = {"model": model, "files": _fingerprint(model), "quantization": quantization,
-                "ctranslate2": ctranslate2.__version__}
+    identity = {
+        "model": model,
+        "files": _fingerprint(model),
+        "quantization": quantization,
+        "ctranslate2": ctranslate2.__version__,
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -104,7 +108,9 @@ def converted_model_dir(model: str, quantization: str) -> Path:
 
         with warnings.catch_warnings():  # MarianTokenizer recommends sacremoses; not needed here
             warnings.filterwarnings("ignore", message=".*sacremoses.*")
-            ctranslate2.converters.TransformersConverter(model).convert(str(out), quantization=quantization, force=True)
+            ctranslate2.converters.TransformersConverter(model).convert(
+                str(out), quantization=quantization, force=True
+            )
 
     return cached_dir(f"ct2/{conversion_key(model, quantization)}", convert)
 
@@ -157,8 +163,11 @@ class CTranslate2Backend:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model_dir = converted_model_dir(model, self.quantization)
         self.translator = ctranslate2.Translator(
-            str(self.model_dir), device=self.device, compute_type=self.quantization,
-            inter_threads=1, intra_threads=self.threads if self.device == "cpu" else 0,
+            str(self.model_dir),
+            device=self.device,
+            compute_type=self.quantization,
+            inter_threads=1,
+            intra_threads=self.threads if self.device == "cpu" else 0,
         )
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens

@@ -160,12 +160,18 @@ class SegmentTranslator:
 
     def _on_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self.stats["retries"] += 1
-        log.info("falló una llamada al backend (%s: %s); reintento %d en %.2f s", type(exc).__name__, exc, attempt + 1, delay)
+        log.info(
+            "falló una llamada al backend (%s: %s); reintento %d en %.2f s",
+            type(exc).__name__,
+            exc,
+            attempt + 1,
+            delay,
+        )
 
     def _batch(self, batch: list[str]) -> dict[str, str | Failure]:
         try:
             outputs = retry_call(lambda: self._call(batch), self.retry, on_retry=self._on_retry, sleep=self.sleep)
-        except Exception as exc:  # noqa: BLE001 - any backend error is isolated, not fatal
+        except Exception as exc:
             if len(batch) > 1:  # find the sentence that fails; the others still get translated
                 self.stats["bisections"] += 1
                 middle = len(batch) // 2
@@ -186,7 +192,7 @@ class SegmentTranslator:
         return dict(zip(batch, outputs, strict=True))
 
 
-_EDGES = re.compile(r"^([\W_]*)(.*?)([\W_]*)$", re.S)
+_EDGES = re.compile(r"^([\W_]*)(.*?)([\W_]*)$", re.DOTALL)
 
 
 def _split_edges(text: str) -> tuple[str, str, str]:
@@ -428,7 +434,10 @@ def run_translation(
                 log.warning(
                     "bloque %d: %d fila(s) fallaron por errores transitorios del backend; el bloque no se guarda "
                     "y se traducirá de nuevo en la próxima ejecución (%d de %d)",
-                    chunk, output.transient_failures, runs, max_transient_deferrals,
+                    chunk,
+                    output.transient_failures,
+                    runs,
+                    max_transient_deferrals,
                 )
                 continue
             store.commit(chunk, output.rows, output.quarantined, output.stats, output.qa)
@@ -455,7 +464,9 @@ def run_translation(
     if deferred:
         log.warning(
             "%d bloque(s) quedan pendientes por fallos transitorios del backend (%s): vuelve a ejecutar el "
-            "mismo comando para reanudar", len(deferred), _short(deferred),
+            "mismo comando para reanudar",
+            len(deferred),
+            _short(deferred),
         )
     return report
 
@@ -550,7 +561,9 @@ def check_merge_target(result_path: Path | str, out_dirs: Sequence[Path | str], 
                     "carpetas que fusionas, p. ej. llava_es.jsonl."
                 )
         if path.is_dir():
-            raise TranslateError(f"{path} es una carpeta; el resultado debe ser un fichero, p. ej. {path}/llava_es.jsonl.")
+            raise TranslateError(
+                f"{path} es una carpeta; el resultado debe ser un fichero, p. ej. {path}/llava_es.jsonl."
+            )
         if not path.exists():
             continue
         if path.is_file() and file_sha256(path) in inputs:

@@ -46,8 +46,11 @@ def check_bbox_pattern(pattern: str) -> bool:
     except (re.error, TypeError):
         compiled, valid = None, False
     expectations = [
-        Expectation(valid, "es una expresión regular válida que no acepta el texto vacío",
-                    "prueba re.compile(PATRON_CAJA) y asegúrate de exigir al menos los corchetes"),
+        Expectation(
+            valid,
+            "es una expresión regular válida que no acepta el texto vacío",
+            "prueba re.compile(PATRON_CAJA) y asegúrate de exigir al menos los corchetes",
+        ),
     ]
     if compiled is None or not valid:
         return report("proteger cajas [x1, y1, x2, y2]", expectations)

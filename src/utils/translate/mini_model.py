@@ -118,7 +118,9 @@ def write_marian_tokenizer(out: Path, lines: list[str], vocab_size: int = TOKENI
     for name in ("source.spm", "target.spm"):
         (out / name).write_bytes(spm_bytes)
     processor = spm.SentencePieceProcessor(model_proto=spm_bytes)
-    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size()) if processor.id_to_piece(i) != "<unk>"]
+    pieces = [
+        processor.id_to_piece(i) for i in range(processor.get_piece_size()) if processor.id_to_piece(i) != "<unk>"
+    ]
     vocab = marian_vocab(pieces)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     with warnings.catch_warnings():  # it recommends sacremoses, which only normalizes punctuation
@@ -147,7 +149,11 @@ def opus_mt_generation_config():
     from transformers import GenerationConfig
 
     return GenerationConfig(
-        decoder_start_token_id=65000, eos_token_id=0, pad_token_id=65000, forced_eos_token_id=0, **OPUS_MT_EN_ES_GENERATION
+        decoder_start_token_id=65000,
+        eos_token_id=0,
+        pad_token_id=65000,
+        forced_eos_token_id=0,
+        **OPUS_MT_EN_ES_GENERATION,
     )
 
 

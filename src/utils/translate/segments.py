@@ -28,7 +28,7 @@ IMAGE_TOKEN = "<image>"
 FENCE = "```"
 
 #: Fenced code blocks (an unclosed fence protects the rest of the value).
-CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
+CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 #: Block-level separators kept literally: the image tag and line breaks.
 _BLOCK_SPLIT = re.compile(r"(<image>|\r\n|\n|\r)")
 #: Leading markup of a line: indentation, bullets, numbered items, headings, quotes.
@@ -51,7 +51,31 @@ DEFAULT_INLINE_PATTERNS: tuple[str, ...] = (
 
 #: Abbreviations that end with a period but do not end a sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st jr sr vs etc e.g i.e approx fig no nos vol u.s u.k a.m p.m inc ltd co".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "jr",
+        "sr",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "approx",
+        "fig",
+        "no",
+        "nos",
+        "vol",
+        "u.s",
+        "u.k",
+        "a.m",
+        "p.m",
+        "inc",
+        "ltd",
+        "co",
+    ]
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 

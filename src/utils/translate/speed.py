@@ -121,9 +121,16 @@ def compare_inference(
         measured.append(("motor + CTranslate2", rate, f"CTranslate2, {ct2.quantization}"))
     naive = measured[0][1]
     table = pd.DataFrame(
-        [{"forma": name, "modelo y precisión": how, "frases/s": round(rate, 1), "× ingenuo": round(rate / naive, 1)}
-         for name, rate, how in measured]
+        [
+            {"forma": name, "modelo y precisión": how, "frases/s": round(rate, 1), "× ingenuo": round(rate / naive, 1)}
+            for name, rate, how in measured
+        ]
     ).set_index("forma")
-    table.attrs.update(sentences=len(sentences), threads=seq2seq.threads, new_tokens=new_tokens,
-                       ct2_setup_s=round(ct2_setup_s, 1), ct2_model_dir=str(ct2.model_dir))
+    table.attrs.update(
+        sentences=len(sentences),
+        threads=seq2seq.threads,
+        new_tokens=new_tokens,
+        ct2_setup_s=round(ct2_setup_s, 1),
+        ct2_model_dir=str(ct2.model_dir),
+    )
     return table

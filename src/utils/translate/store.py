@@ -320,8 +320,7 @@ def prepare_out_dir(out_dir: Path | str) -> Path:
         os.unlink(probe)
     except (NotADirectoryError, FileExistsError):
         raise TranslateError(
-            f"No se puede crear la carpeta de salida {out_dir}: una parte de la ruta es un fichero. "
-            "Pasa otra ruta."
+            f"No se puede crear la carpeta de salida {out_dir}: una parte de la ruta es un fichero. Pasa otra ruta."
         ) from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -392,8 +391,11 @@ class ChunkStore:
                 (self.out_dir / COMMIT_LOG).unlink(missing_ok=True)  # a log without its manifest is stale
                 atomic_write_json(
                     self.manifest_path,
-                    {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     "run": self.identity.to_json()},
+                    {
+                        "format": FORMAT_VERSION,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "run": self.identity.to_json(),
+                    },
                 )
             if writer:
                 self._log = AppendLog(self.out_dir / COMMIT_LOG)
@@ -492,7 +494,9 @@ class ChunkStore:
                 qname = f"chunks/chunk-{record.chunk:06d}.qa.json"
                 qa_data = _qa_bytes(qa)
                 atomic_write_bytes(self.out_dir / qname, qa_data)
-                record = ChunkRecord.from_json({**record.to_json(), "qa_file": qname, "qa_sha256": sha256_bytes(qa_data)})
+                record = ChunkRecord.from_json(
+                    {**record.to_json(), "qa_file": qname, "qa_sha256": sha256_bytes(qa_data)}
+                )
                 converted.append(record.to_json())
                 self.records[record.chunk] = record
         finally:

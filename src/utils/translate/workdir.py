@@ -70,8 +70,11 @@ def private_workdir(base: Path | str, *, verbose: bool = True) -> Path:
         if handle is None:
             raise RuntimeError(f"cannot lock the new folder {staging}")
         handle.truncate(0)
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        handle.write(
+            json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            )
+        )
         handle.flush()
         folder = base / name
         staging.rename(folder)
@@ -82,7 +85,9 @@ def private_workdir(base: Path | str, *, verbose: bool = True) -> Path:
         lock = _try_lock(other)
         if lock is None:
             if verbose:
-                print(f"Otra ejecución de este cuaderno sigue viva ({_describe_owner(other)}) y usa {other}: no se toca.")
+                print(
+                    f"Otra ejecución de este cuaderno sigue viva ({_describe_owner(other)}) y usa {other}: no se toca."
+                )
             continue
         try:
             shutil.rmtree(other, ignore_errors=True)  # its owner has ended: leftovers of an old run
