@@ -54,13 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("COURSE_PROFILE", args.profile)
     from transformers import TrainerCallback
 
-    from utils.finetune import generate_greedy, loss_curve
-    from utils.mt_eval import score_translations
-    from utils.notebook import go_offline
-    from utils.notebook_cells import run_tagged_cells
-    from utils.paths import build_dir, notebooks_dir
-    from utils.settings import get_settings
-    from utils.translation_pairs import find_leaks, load_pairs, prompt_messages, read_pairs_jsonl, split_validation
+    from course_tools.notebook_cells import run_tagged_cells
+    from utils.core.finetune import generate_greedy, loss_curve
+    from utils.core.notebook import go_offline
+    from utils.core.paths import build_dir, notebooks_dir
+    from utils.core.settings import get_settings
+    from utils.good_bad.mt_eval import score_translations
+    from utils.good_bad.translation_pairs import (
+        find_leaks,
+        load_pairs,
+        prompt_messages,
+        read_pairs_jsonl,
+        split_validation,
+    )
 
     cfg = get_settings(args.profile).good_bad
     if args.profile == "mini":

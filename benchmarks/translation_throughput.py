@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--quantization", default="int8", help="CTranslate2 precision (default int8)")
     args = parser.parse_args(argv)
 
-    from utils.assets import resolve_model
+    from utils.core.assets import resolve_model
     from utils.translate.backends import Seq2SeqBackend, auto_dtype
     from utils.translate.ct2_backend import CTranslate2Backend
     from utils.translate.speed import naive_rate, row_sentences

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from utils.course import NOTEBOOKS, notebook_info
-from utils.results import load_results
+from utils.core.course import NOTEBOOKS, notebook_info
+from utils.core.results import load_results
 
 NUMERIC = (int, float)
 

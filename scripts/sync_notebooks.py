@@ -6,7 +6,7 @@
 
 For each notebook it: strips outputs and execution counts, regenerates the Colab badge
 (first line of the first cell) and the setup cell (first code cell) from
-``utils.course``, and normalizes the metadata Colab needs.  In README.md it regenerates the
+``utils.core.course``, and normalizes the metadata Colab needs.  In README.md it regenerates the
 table between ``<!-- notebooks:start -->`` and ``<!-- notebooks:end -->``.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from utils.course import BADGE_MARKER, NOTEBOOKS, read_pins, readme_table, setup_cell_source
+from utils.core.course import BADGE_MARKER, NOTEBOOKS, read_pins, readme_table, setup_cell_source
 
 README_BLOCK = re.compile(r"(<!-- notebooks:start -->\n)(.*?)(\n<!-- notebooks:end -->)", re.DOTALL)
 METADATA = {

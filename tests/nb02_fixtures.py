@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from utils import llm_server
-from utils.llm_client import resolve_endpoint
+from utils.services import llm_server
+from utils.services.llm_client import resolve_endpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.course import NOTEBOOKS, REPO_SLUG, colab_requirement, read_pins, setup_cell_source
+from utils.core.course import NOTEBOOKS, REPO_SLUG, colab_requirement, read_pins, setup_cell_source
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_PATHS = [ROOT / info.repo_path for info in NOTEBOOKS]

@@ -111,15 +111,15 @@ def notebook_env(number: str, hub_url: str) -> dict[str, str]:
     if "argilla" in SERVICES.get(number, ()):
         # The full profile reads ARGILLA_API_URL/ARGILLA_API_KEY (the learner's Space): here
         # they point at the local server the runner starts, never at a real Space.
-        from utils.argilla_io import KEY_ENV, URL_ENV
-        from utils.argilla_server import LOCAL_API_KEY, default_config
+        from utils.services.argilla_server import LOCAL_API_KEY, default_config
+        from utils.sft_dpo.argilla_io import KEY_ENV, URL_ENV
 
         env[URL_ENV], env[KEY_ENV] = default_config().api_url, LOCAL_API_KEY
     return env
 
 
 def _service(name: str, action: str, env: dict[str, str]) -> int:
-    module = {"llm": "utils.llm_server", "argilla": "utils.argilla_server"}[name]
+    module = {"llm": "utils.services.llm_server", "argilla": "utils.services.argilla_server"}[name]
     return subprocess.call([sys.executable, "-m", module, action], env=env, cwd=repo_root())
 
 

@@ -1,35 +1,18 @@
-"""Shared helpers of the course «Datos de calidad y fine-tuning de LLMs».
+"""Shared helpers of the course «Datos de calidad y fine-tuning de LLMs», laid out by lesson.
 
-One module per concern:
+* :mod:`utils.core` — what every notebook needs and no lesson teaches: the mini/full profiles
+  (``settings``), the first cell (``notebook.start``), pre-flight checks, Spanish ``CourseError``\\ s,
+  secrets, offline assets, paths, measured results, retries, exercise checks, the training
+  plumbing shared by 03 and 04 (``finetune``) and the notebook catalogue (``course``).
+* :mod:`utils.services` — the local servers (llama.cpp, Argilla), one process supervisor, and the
+  client of the OpenAI-compatible API.
+* One subpackage per notebook, importing only ``core`` and ``services``:
+  01 :mod:`utils.translate`, 02 :mod:`utils.sft_dpo`, 03 :mod:`utils.good_bad`,
+  04 :mod:`utils.llava_vqa`, 05 :mod:`utils.prompting`.
 
-* :mod:`utils.settings` — the mini/full profiles (every model id, size and count).
-* :mod:`utils.notebook` — the first cell of each notebook (profile, offline mode, results).
-* :mod:`utils.errors` — ``CourseError``: actionable errors shown without a stack trace.
-* :mod:`utils.preflight` — checks with actionable errors before the real work starts.
-* :mod:`utils.secrets` — API keys from the environment or Colab secrets, never printed.
-* :mod:`utils.assets` — offline models for the mini profile.
-* :mod:`utils.llm_server` / :mod:`utils.llm_client` — a local OpenAI-compatible server.
-* :mod:`utils.results` — measured figures saved to ``build/results``.
-* :mod:`utils.course` — the notebook catalogue, Colab badges and install pins.
-* :mod:`utils.language` — offline language identification (is this Spanish?).
-* :mod:`utils.retry` — retries with exponential backoff and jitter for transient errors.
-* :mod:`utils.exercises` — self-checks for the ``# EJERCICIO`` cells.
-* :mod:`utils.static_checks` — the full profile checked statically (keyword arguments).
-* :mod:`utils.finetune` / :mod:`utils.notebook_cells` — training plumbing; notebook cells run from scripts.
-
-Per notebook:
-
-* 01 — :mod:`utils.translate` (engine and CLI).
-* 02 — :mod:`utils.wiki_corpus`, :mod:`utils.grounded_instructions`, :mod:`utils.generation_llms`,
-  :mod:`utils.task_runner`, :mod:`utils.preference_pairs`, :mod:`utils.dataset_checks`,
-  :mod:`utils.data_funnel`, :mod:`utils.text_embeddings`, :mod:`utils.distilabel_pipeline`,
-  :mod:`utils.argilla_server`, :mod:`utils.argilla_io`, :mod:`utils.simulated_review`.
-* 03 — :mod:`utils.translation_pairs`, :mod:`utils.mt_eval`.
-* 04 — :mod:`utils.vqa_data`, :mod:`utils.llava_model`, :mod:`utils.llava_training`, :mod:`utils.vqa_plots`.
-* 05 — :mod:`utils.structured_output`, :mod:`utils.chatbot`, :mod:`utils.prompt_exercises`.
-
-Importing ``utils`` is cheap and never touches the network; heavy libraries (torch,
-transformers) are imported only inside the functions that need them.
+Tools only maintainers use (notebook sync, static checks, the Colab check) live in
+``course_tools``; the full-profile rehearsal in ``rehearsal``. Importing ``utils`` is cheap and
+never touches the network; heavy libraries are imported inside the functions that need them.
 """
 
 __version__ = "0.1.0"

@@ -10,7 +10,7 @@ import pytest
 
 from rehearsal.hub import HubTree
 from rehearsal.standins import nb04
-from utils.settings import get_settings
+from utils.core.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,9 @@ def test_llava_stand_in_has_the_real_geometry_and_module_names(tree, tmp_path):
     from PIL import Image
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from utils.llava_model import BNB_SKIP_MODULES, check_image_tokens, expected_image_tokens
-    from utils.llava_training import VqaCollator
-    from utils.vqa_data import VqaRow, csv_to_llava_rows
+    from utils.llava_vqa.llava_model import BNB_SKIP_MODULES, check_image_tokens, expected_image_tokens
+    from utils.llava_vqa.llava_training import VqaCollator
+    from utils.llava_vqa.vqa_data import VqaRow, csv_to_llava_rows
 
     folder = tree.root / "models" / nb04.MODEL_ID
     model = LlavaForConditionalGeneration.from_pretrained(folder)
@@ -64,7 +64,7 @@ def test_llava_stand_in_has_the_real_geometry_and_module_names(tree, tmp_path):
 def test_vqav2_stand_in_has_the_cards_layout_and_serves_the_full_split(tree):
     from datasets import load_dataset
 
-    from utils.vqa_data import HubColumns, split_records_by_image
+    from utils.llava_vqa.vqa_data import HubColumns, split_records_by_image
 
     folder = tree.root / "datasets" / nb04.DATASET_ID
     card = (folder / "README.md").read_text(encoding="utf-8")

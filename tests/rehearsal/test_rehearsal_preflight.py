@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utils.preflight import PreflightError, check_gpu, preflight
+from utils.core.preflight import PreflightError, check_gpu, preflight
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the rehearsal note is for CPU-only machines")

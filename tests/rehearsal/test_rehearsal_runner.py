@@ -7,7 +7,7 @@ import json
 from rehearsal import __main__ as runner
 from rehearsal import standins
 from rehearsal.hub import OFFLINE_VARS
-from utils.settings import apply_overrides, env_overrides, get_settings
+from utils.core.settings import apply_overrides, env_overrides, get_settings
 
 #: Settings fields that are about numeric precision (the only kind a CPU forces us to change).
 PRECISION_FIELDS = {"precision", "fp16", "bf16", "dtype"}

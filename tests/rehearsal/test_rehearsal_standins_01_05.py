@@ -11,7 +11,7 @@ import pytest
 from rehearsal.hub import HubTree
 from rehearsal.standins import nb01, nb05
 from rehearsal.standins.common import QWEN25_GGUF_FILE, QWEN25_GGUF_REPO
-from utils.settings import get_settings
+from utils.core.settings import get_settings
 from utils.translate.mini_model import OPUS_MT_EN_ES_CONFIG
 from utils.translate.records import validate_row
 

@@ -1,6 +1,6 @@
 """Notebook 02's stand-ins, loaded through the FakeHub by the notebook's own code.
 
-The corpus goes through ``utils.wiki_corpus.load_source`` (``load_dataset(…, streaming=True)``
+The corpus goes through ``utils.sft_dpo.wiki_corpus.load_source`` (``load_dataset(…, streaming=True)``
 on the real repo id and config) and the filters; each model through ``make_llm`` →
 distilabel's ``TransformersLLM`` → ``transformers.pipeline``, generating one batch.  The Hub
 clients read ``HF_ENDPOINT`` at import, hence the subprocess.
@@ -20,7 +20,7 @@ import yaml
 
 from rehearsal.hub import FakeHub, HubTree, client_env
 from rehearsal.standins import nb02
-from utils.settings import get_settings
+from utils.core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = get_settings("full").sft_dpo
@@ -28,11 +28,11 @@ FULL = get_settings("full").sft_dpo
 CLIENT = """
 import json, warnings
 warnings.simplefilter("ignore")
-from utils.settings import get_settings
-from utils.wiki_corpus import CorpusReport, clean_articles, excerpt, load_source
-from utils.generation_llms import make_llm
-from utils.grounded_instructions import GroundedInstruction
-from utils.task_runner import run_task
+from utils.core.settings import get_settings
+from utils.sft_dpo.wiki_corpus import CorpusReport, clean_articles, excerpt, load_source
+from utils.sft_dpo.generation_llms import make_llm
+from utils.sft_dpo.grounded_instructions import GroundedInstruction
+from utils.sft_dpo.task_runner import run_task
 
 cfg = get_settings("full").sft_dpo
 report = CorpusReport()
@@ -105,7 +105,7 @@ def test_each_rehearsal_gets_a_fresh_build_dir_and_the_local_argilla(monkeypatch
     """A second rehearsal must generate again: an old LLM cache in COURSE_BUILD_DIR made the
     second run of notebook 02 read every answer back (0 tokens generated) and still pass."""
     from rehearsal import __main__ as runner
-    from utils.argilla_server import LOCAL_API_KEY
+    from utils.services.argilla_server import LOCAL_API_KEY
 
     monkeypatch.setattr(runner, "rehearsal_dir", lambda: tmp_path)
     monkeypatch.setenv("COURSE_ARGILLA_PORT", "26911")

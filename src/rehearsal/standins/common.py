@@ -2,7 +2,7 @@
 
 Everything here writes files in the layouts the Hub uses, so the notebooks' own loading code
 reads them unchanged.  Models are the real classes with tiny sizes and random weights;
-tokenizers come from the offline SmolLM2 assets (``utils.assets``), which speak ChatML like
+tokenizers come from the offline SmolLM2 assets (``utils.core.assets``), which speak ChatML like
 Qwen2.5.
 """
 
@@ -27,7 +27,7 @@ def chatml_tokenizer():
     """
     from transformers import AutoTokenizer
 
-    from utils.assets import smollm2_hf_dir
+    from utils.core.assets import smollm2_hf_dir
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_hf_dir())
     tokenizer.eos_token = "<|im_end|>"
@@ -148,7 +148,7 @@ def qwen25_gguf(hub) -> Path:
     OpenAI client) is the same, the answers are a 135M model's.  The README header is the
     real card's (license, base model, tags).
     """
-    from utils.assets import smollm2_gguf_path
+    from utils.core.assets import smollm2_gguf_path
 
     repo = hub.model(QWEN25_GGUF_REPO)
     write_readme(

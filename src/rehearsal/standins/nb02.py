@@ -48,7 +48,7 @@ ROWS = ("es-mini-004", "es-mini-001", "es-mini-011", "es-mini-002", "es-mini-029
 
 def wikipedia_rows() -> list[dict[str, str]]:
     """The course's Spanish articles as rows of the real dump (id/url/title/text, strings)."""
-    from utils.wiki_corpus import read_jsonl
+    from utils.sft_dpo.wiki_corpus import read_jsonl
 
     by_id = {row["id"]: row for row in read_jsonl("wikipedia_es_mini.jsonl")}
     rows = []

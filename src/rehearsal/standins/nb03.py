@@ -50,7 +50,7 @@ def write_pairs_dataset(folder: Path, rows: list[dict[str, str]]) -> None:
 
 
 def _course_rows(file: str) -> list[dict[str, str]]:
-    from utils.paths import data_dir
+    from utils.core.paths import data_dir
 
     lines = (data_dir() / file).read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()][:HUB_SAMPLE_ROWS]

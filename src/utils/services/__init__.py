@@ -1,6 +1,8 @@
-"""Local services the course starts (llama.cpp, Argilla): their shared process supervisor.
+"""Local services the course starts (llama.cpp, Argilla) and the client of the LLM server.
 
-The service modules themselves stay at :mod:`utils.llm_server` and :mod:`utils.argilla_server`;
-:mod:`utils.services.supervisor` holds what both need (liveness, start lock, socket
-ownership, waiting, stopping a process group, a clean environment).
+:mod:`utils.services.supervisor` holds what both servers need (liveness, start lock, socket
+ownership, waiting, stopping a process group, a clean environment); :mod:`utils.services.cli`
+is their shared command line.
 """
+
+__all__ = ["argilla_server", "cli", "llm_client", "llm_server", "supervisor"]

@@ -12,7 +12,7 @@ import re
 import sys
 from typing import NoReturn
 
-from utils.secrets import mask_credentials
+from utils.core.secrets import mask_credentials
 
 _TRANSLATIONS = (
     (r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)", r"el argumento \1 no admite \2; elige uno de: \3"),

@@ -11,7 +11,7 @@ service modules share:
 * :func:`owns_port` — the recorded pid (or a process of its group) holds the listening
   socket, read from ``/proc/net/tcp``; :func:`port_owners` finds who holds a port;
 * :func:`spawn` — the service in a new session, with a scrubbed environment
-  (:func:`utils.secrets.service_env`) and ``umask 077``;
+  (:func:`utils.core.secrets.service_env`) and ``umask 077``;
 * :func:`wait_until` and :func:`kill_group` — the start-up wait and the TERM-then-KILL stop;
 * :func:`parse_port` — a port from a command line or an environment variable, or a clean
   Spanish message.
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from utils.secrets import mask_credentials
+from utils.core.secrets import mask_credentials
 
 #: Files a service creates are private to the user (data bases, control files with tokens).
 PRIVATE_UMASK = 0o077

@@ -3,7 +3,7 @@
     python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|ctranslate2|openai] [--chunk-size N] [--shard i/n] ...
     python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl [--force]
 
-Defaults come from the active profile (:mod:`utils.settings`, section ``translate``): in
+Defaults come from the active profile (:mod:`utils.core.settings`, section ``translate``): in
 mini the seq2seq backend runs offline with no server and no download.  ``run`` resumes
 whatever ``OUT_DIR`` already holds; ``merge`` checks that the shards cover every row once.
 Exit codes: 0 done; 1 bad input, settings or folder; 2 bad options; 75 stopped early
@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
-    from utils.settings import get_settings
+    from utils.core.settings import get_settings
     from utils.translate.backends import make_backend
     from utils.translate.engine import run_translation
     from utils.translate.records import check_usable, load_rows
@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     prepare_out_dir(args.out_dir)
     settings = get_settings(args.profile)
     if settings.profile == "mini":
-        from utils.notebook import go_offline
+        from utils.core.notebook import go_offline
 
         go_offline()
     cfg = settings.translate
@@ -170,7 +170,7 @@ def _os_error(exc: OSError, command: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    from utils.errors import CourseError
+    from utils.core.errors import CourseError
     from utils.translate.engine import BackendUnavailableError, merge_outputs
 
     args = _parser().parse_args(argv)

@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from utils.retry import RetryPolicy, retry_call
-from utils.settings import CourseSettings, TranslateSettings, get_settings
+from utils.core.retry import RetryPolicy, retry_call
+from utils.core.settings import CourseSettings, TranslateSettings, get_settings
 from utils.translate.greedy import fast_greedy_supported, greedy_generate
 
 log = logging.getLogger("utils.translate")
@@ -96,7 +96,7 @@ class Seq2SeqBackend:
     """A transformers sequence-to-sequence MT model (MarianMT, NLLB, M2M100...).
 
     Args:
-        model: a Hub id or a local folder (see :func:`utils.assets.resolve_model`).
+        model: a Hub id or a local folder (see :func:`utils.core.assets.resolve_model`).
         batch_size: segments per ``generate`` call.
         max_new_tokens: generation cap per segment.
         num_beams: 1 = greedy (fast); opus-mt's own default is 4 (better, slower).
@@ -225,11 +225,11 @@ class ChatBackend:
 
     Each segment is one request (temperature 0); ``concurrency`` requests run in
     parallel threads, which is what servers such as vLLM need to batch on the GPU.  Each
-    request is retried on its own with :func:`utils.retry.retry_call` (timeouts, 429,
+    request is retried on its own with :func:`utils.core.retry.retry_call` (timeouts, 429,
     5xx), so one failure does not cost the whole batch.
 
     Args:
-        client: an ``openai.OpenAI`` client (see :func:`utils.llm_client.make_client`).
+        client: an ``openai.OpenAI`` client (see :func:`utils.services.llm_client.make_client`).
         model: the model name the server expects.
         concurrency: parallel requests (also the engine's batch size).
         max_tokens: generation cap per segment.
@@ -306,7 +306,7 @@ def make_backend(
     ``"seq2seq"`` loads ``settings.translate.mt_model_id`` (``local:`` ids are built
     offline); ``"ctranslate2"`` runs the same model converted to CTranslate2
     (``quantization``: int8 on CPU, int8_float16 on GPU, see
-    :mod:`utils.translate.ct2_backend`); ``"openai"`` talks to :func:`utils.llm_client.resolve_endpoint` — the
+    :mod:`utils.translate.ct2_backend`); ``"openai"`` talks to :func:`utils.services.llm_client.resolve_endpoint` — the
     course's llama.cpp server (started if needed) unless ``LLM_BASE_URL`` is set.
 
     Raises:
@@ -316,7 +316,7 @@ def make_backend(
     cfg: TranslateSettings = settings.translate
     kind = kind or cfg.backend
     if kind in ("seq2seq", "ctranslate2"):
-        from utils.assets import resolve_model
+        from utils.core.assets import resolve_model
 
         common: dict[str, Any] = {
             "batch_size": batch_size or cfg.batch_size,
@@ -333,11 +333,11 @@ def make_backend(
             return CTranslate2Backend(resolve_model(model or cfg.mt_model_id), quantization=quantization, **common)
         return Seq2SeqBackend(resolve_model(model or cfg.mt_model_id), dtype=dtype, **common)
     if kind == "openai":
-        from utils.llm_client import make_client, resolve_endpoint
+        from utils.services.llm_client import make_client, resolve_endpoint
 
         endpoint = resolve_endpoint(settings)
         if endpoint.is_course_server and start_server:
-            from utils.llm_server import ensure_running
+            from utils.services.llm_server import ensure_running
 
             ensure_running(settings)
         return ChatBackend(

@@ -16,7 +16,7 @@ The Hugging Face model (Marian/opus-mt or NLLB) is converted with
 ``ctranslate2.converters.TransformersConverter`` the first time, into
 ``<course cache>/ct2/<key>``, where the key hashes the model id (and, for a local folder,
 its files), the quantization and the CTranslate2 version.  The conversion is built in a
-temporary folder and renamed into place (:func:`utils.assets.cached_dir`), so a crash never
+temporary folder and renamed into place (:func:`utils.core.assets.cached_dir`), so a crash never
 leaves half a model behind.  Like every backend, this one only maps a batch of sentences to
 translations: protection, sentence splitting, length-sorted batches, cache and QA are the
 engine's (:mod:`utils.translate.engine`).
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from utils.errors import CourseError
+from utils.core.errors import CourseError
 from utils.translate.backends import NLLB_LANGS, idle_cpu_threads
 
 #: Quantizations (CTranslate2 "compute types") this backend accepts besides ``"auto"``.
@@ -101,7 +101,7 @@ def conversion_key(model: str, quantization: str) -> str:
 
 def converted_model_dir(model: str, quantization: str) -> Path:
     """Folder of ``model`` converted to CTranslate2 with ``quantization`` (converted on first use)."""
-    from utils.assets import cached_dir
+    from utils.core.assets import cached_dir
 
     def convert(out: Path) -> None:
         import ctranslate2
@@ -120,7 +120,7 @@ class CTranslate2Backend:
 
     Args:
         model: a Hub id or a local folder of the transformers model (see
-            :func:`utils.assets.resolve_model`); its tokenizer is used as is.
+            :func:`utils.core.assets.resolve_model`); its tokenizer is used as is.
         batch_size: segments per call.
         max_new_tokens: generation cap per segment.
         num_beams: 1 = greedy.

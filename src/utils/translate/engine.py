@@ -15,7 +15,7 @@ How one chunk is translated:
 3. identical sentences are translated once: the cache (SQLite) answers repeats, the rest
    are sorted by length and sent in batches of ``backend.batch_size``;
 4. a failing batch is retried with exponential backoff and jitter
-   (:func:`utils.retry.retry_call`); if it keeps failing it is split in halves until the
+   (:func:`utils.core.retry.retry_call`); if it keeps failing it is split in halves until the
    sentence that fails is isolated, and only the rows that need it are quarantined;
    several isolated failures in a row mean the backend is down: the run stops with
    :class:`BackendUnavailableError`, losing nothing already committed;
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.retry import RetryPolicy, is_transient, retry_call
+from utils.core.retry import RetryPolicy, is_transient, retry_call
 from utils.translate.backends import Backend
 from utils.translate.quality import QAConfig, check_rows, merge_summaries, summarize
 from utils.translate.records import (

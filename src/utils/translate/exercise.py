@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from utils.exercises import Expectation, report
+from utils.core.exercises import Expectation, report
 from utils.translate.segments import DEFAULT_RULES, segment_text
 
 #: Sentences with boxes, and the boxes a correct pattern must find in each.

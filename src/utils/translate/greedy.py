@@ -5,7 +5,7 @@ opus-mt) through generic processors that each allocate a full copy: the float32 
 last position, the pad-token ban, the minimum-length ban, the forced end.  At batch size 1
 that is nothing; at batch size 64 on a CPU it is about a third of the time.  This loop does
 the same operations in place on that one tensor, so it returns exactly the token ids
-``generate`` returns (``tests/test_translate_greedy.py`` checks it on the mini opus-mt model
+``generate`` returns (``tests/translate/test_translate_greedy.py`` checks it on the mini opus-mt model
 and on a tiny NLLB-style model).
 
 It handles only what greedy translation with Marian / NLLB / M2M100 needs: start token,

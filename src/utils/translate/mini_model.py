@@ -18,8 +18,8 @@ import json
 import warnings
 from pathlib import Path
 
-from utils.assets import cached_dir
-from utils.paths import data_dir
+from utils.core.assets import cached_dir
+from utils.core.paths import data_dir
 
 #: Bump when the build changes, so caches rebuild.
 CACHE_TAG = "opus-mt-en-es-random-v2"  # v2: vocab.json fills every id up to <pad>

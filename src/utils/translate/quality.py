@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from utils.language import detect_language
+from utils.core.language import detect_language
 from utils.translate.segments import CODE_BLOCK, IMAGE_TOKEN, LINE_PREFIX, NUMBER_PATTERN, segment_text
 
 FLAGS = ("not_spanish", "length_ratio", "untranslated", "image_tag", "structure", "numbers")

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.errors import CourseError
-from utils.paths import data_dir
-from utils.settings import TranslateSettings
+from utils.core.errors import CourseError
+from utils.core.paths import data_dir
+from utils.core.settings import TranslateSettings
 
 ROLES = ("human", "gpt")
 

@@ -90,7 +90,7 @@ def compare_inference(
 
     Args:
         rows: LLaVA rows (a few: the naive loop is slow on purpose).
-        model: the resolved MT model (see :func:`utils.assets.resolve_model`).
+        model: the resolved MT model (see :func:`utils.core.assets.resolve_model`).
         new_tokens: tokens generated per sentence on every side (fixed, so that a model
             that stops early cannot favour one side).
         batch_size: segments per model call for the batched sides.

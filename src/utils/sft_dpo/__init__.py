@@ -1,0 +1,18 @@
+"""Notebook 02: SFT and DPO data with distilabel, reviewed in Argilla.
+
+Imports only :mod:`utils.core` and :mod:`utils.services` (``tests/test_layout.py``).
+"""
+
+__all__ = [
+    "argilla_io",
+    "data_funnel",
+    "dataset_checks",
+    "distilabel_pipeline",
+    "generation_llms",
+    "grounded_instructions",
+    "preference_pairs",
+    "simulated_review",
+    "task_runner",
+    "text_embeddings",
+    "wiki_corpus",
+]
