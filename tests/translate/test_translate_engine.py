@@ -170,10 +170,10 @@ def test_malformed_rows_are_quarantined_with_reasons_and_the_job_goes_on(tmp_pat
     quarantine = _rows(tmp_path / "out" / "quarantine.jsonl")
     reasons = {q["id"]: q["reason"] for q in quarantine}
     assert reasons == {
-        "000000900001": "turn 1: 'value' is null, expected a string",
-        "000000900002": "missing key 'conversations'",
-        "000000900003": "turn 1: 'value' is dict, expected a string",
-        "000000900004": "'conversations' is a str, expected a list of turns",
+        "000000900001": "turno 1: 'value' es null; se esperaba un texto",
+        "000000900002": "falta la clave 'conversations'",
+        "000000900003": "turno 1: 'value' es dict; se esperaba un texto",
+        "000000900004": "'conversations' es un str; se esperaba una lista de turnos",
     }
     assert report["rows_quarantined"] == 4 and report["rows_translated"] == len(_input_rows()) - 4
     saved = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))

@@ -60,7 +60,9 @@ def _positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from utils.services.cli import SpanishArgumentParser  # argparse's own errors, said in Spanish
+
+    parser = SpanishArgumentParser(
         prog="python -m utils.translate",
         description="Translate LLaVA conversation datasets to Spanish, in resumable chunks.",
     )
