@@ -25,16 +25,19 @@ $(STAMP): requirements.txt pyproject.toml scripts/setup
 course: setup
 	COURSE_PROFILE=mini scripts/with_services $(PY) scripts/run_course.py
 
+# Where the time went: the 40 slowest tests on screen, and wall + CPU seconds of every test and
+# notebook cell in build/test-times.tsv (CPU does not follow the machine's load; tests/conftest.py).
 test: setup lint
-	COURSE_PROFILE=mini scripts/with_services $(PY) -m pytest tests notebooks \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
-	$(MAKE) rehearse
+	COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times.tsv scripts/with_services $(PY) -m pytest tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=40 $(PYTEST_ARGS)
+	$(MAKE) rehearse REHEARSE_ARGS="--pytest-args=--durations=10"
 
 # Full profile on CPU against stand-ins served by a local Hub (README: «Ensayo del perfil full»).
 # REHEARSE=03 runs one notebook; the services use the usual COURSE_*_PORT variables.
 REHEARSE ?=
+REHEARSE_ARGS ?=
 rehearse: setup
-	$(PY) -m rehearsal run $(REHEARSE)
+	$(PY) -m rehearsal run $(REHEARSE) $(REHEARSE_ARGS)
 
 # ruff's lint and format checks over src, notebooks, tests, scripts and benchmarks (pyproject.toml).
 lint: setup
