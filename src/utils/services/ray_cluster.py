@@ -50,8 +50,12 @@ PORT_ENV = "COURSE_RAY_PORT"
 PORT_SPAN = 20
 #: Set for ``ray start`` and the driver so that Ray keeps 127.0.0.1 (measured with Ray 2.60).
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-#: The raylet gives its agents 15 s to start by default: too little on a busy 2-core machine.
-_SLOW_MACHINE_ENV = {"RAY_agent_register_timeout_ms": "120000"}
+#: The raylet gives its agents 15 s to start by default: too little on a busy 2-core machine
+#: (measured: the dashboard agent took 15-20 s to import with a load average of 13).
+_SLOW_MACHINE_ENV = {"RAY_agent_register_timeout_ms": "120000", "RAY_raylet_start_wait_time_s": "120"}
+#: ``ray start`` itself waits a fixed 30 s for the node to register; on a busy machine it may
+#: give up while everything is fine but slow.  Then the start is tried again, this many times.
+START_ATTEMPTS = 3
 #: What the head's command line contains (tells our process from a reused pid).
 _MARKERS = (b"ray.scripts.scripts",)
 _READY_LINE = "Ray runtime started"
@@ -254,20 +258,30 @@ def start(
             raise RayClusterError(
                 f"Ray no está instalado ({exc}). Ejecuta `make setup` (o `pip install ray`)."
             ) from None
-        log = _log_file(port)
-        offset = log.stat().st_size if log.exists() else 0
-        proc = supervisor.spawn(_ray_command(port, num_cpus, num_gpus, object_store_mb), log, _cluster_env())
-        deadline = time.monotonic() + 10  # until the exec, /proc/<pid>/cmdline still shows this process
-        while proc.poll() is None and not _is_our_head(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        state = {"pid": proc.pid, "address": f"{HOST}:{port}", "started": time.time(), "log": str(log)}
-        state["log_offset"] = offset
-        _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
-        try:
-            return _wait_ready(port, proc.pid, offset, timeout, proc)
-        except BaseException:
-            stop(port)  # never leave a half-started cluster behind
-            raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return _spawn_head(port, num_cpus, num_gpus, object_store_mb, timeout)
+            except RayClusterError as exc:
+                if attempt == START_ATTEMPTS or "timed out during startup" not in str(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _spawn_head(port: int, num_cpus: int | None, num_gpus: int | None, object_store_mb: int, timeout: float):
+    log = _log_file(port)
+    offset = log.stat().st_size if log.exists() else 0
+    proc = supervisor.spawn(_ray_command(port, num_cpus, num_gpus, object_store_mb), log, _cluster_env())
+    deadline = time.monotonic() + 10  # until the exec, /proc/<pid>/cmdline still shows this process
+    while proc.poll() is None and not _is_our_head(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    state = {"pid": proc.pid, "address": f"{HOST}:{port}", "started": time.time(), "log": str(log)}
+    state["log_offset"] = offset
+    _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    try:
+        return _wait_ready(port, proc.pid, offset, timeout, proc)
+    except BaseException:
+        stop(port)  # never leave a half-started cluster behind
+        raise
 
 
 def _wait_ready(port: int, pid: int, offset: int, timeout: float, proc=None) -> ClusterStatus:
