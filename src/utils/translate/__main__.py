@@ -137,6 +137,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from utils.translate.store import Shard, prepare_out_dir
 
     shard = Shard.parse(args.shard)  # cheap checks first: bad input fails before the model loads
+    if args.ray is not None and args.ray.strip() != "local":
+        from utils.services.ray_cluster import parse_address
+
+        parse_address(args.ray)  # a typo fails before anything starts
     rows = load_rows(args.input, args.limit)
     check_usable(rows, args.input)
     prepare_out_dir(args.out_dir)
@@ -167,11 +171,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.ray is None:
         return run(make_backend(args.backend, settings=settings, threads=args.threads or "auto", **options))
-    from utils.services.ray_cluster import cluster, parse_address
+    from utils.services.ray_cluster import cluster
     from utils.translate.ray_runner import RayWorkers, build_backend
 
-    if args.ray.strip() != "local":
-        parse_address(args.ray)  # a typo fails before anything starts
     factory = functools.partial(build_backend, settings.profile, args.backend, threads=args.threads or 1, **options)
     with cluster(args.ray) as address, RayWorkers(address, factory, workers=args.ray_workers) as workers:
         return run(None, workers=workers)
