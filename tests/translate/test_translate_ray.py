@@ -55,6 +55,31 @@ def chunk_files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((out / "chunks").iterdir()) if not p.name.startswith(".")}
 
 
+def test_the_whole_job_killed_resumes_exactly_once_and_its_local_cluster_is_not_left_behind(single, tmp_path):
+    """Runs first (before the module's cluster exists): ``--ray local`` of a run killed with -9."""
+    port = ray_cluster.port_from_env()
+    if ray_cluster.status(port).running:
+        pytest.skip(f"a Ray cluster already runs on {port}: this test needs to start its own")
+    out = tmp_path / "ray"
+    proc = start_background_run(REAL, out, *OPTIONS, "--limit", "64", "--ray", "local", "--ray-workers", "1")
+    deadline = time.monotonic() + 600
+    while committed_chunks(out) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, out.with_suffix(".log").read_text()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # the driver: no chance to stop its cluster
+    proc.wait()
+    at_kill = committed_chunks(out)
+    assert 1 <= at_kill < 4
+    assert ray_cluster.status(port).running  # left behind by the killed run
+    cli("run", str(REAL), str(out), *OPTIONS, "--limit", "64", "--ray", "local", "--ray-workers", "1")
+    assert not ray_cluster.status(port).running  # adopted by the resumed run and stopped
+    assert sorted(e["chunk"] for e in read_commit_log(out)) == [0, 1, 2, 3]
+    expected = {
+        k: v for k, v in chunk_files(single).items() if k.startswith(tuple(f"chunk-00000{i}." for i in range(4)))
+    }
+    assert {k: v for k, v in chunk_files(out).items() if k in expected} == expected
+
+
 @pytest.fixture(scope="module")
 def address():
     with ray_cluster.cluster("local", num_cpus=2) as address:
