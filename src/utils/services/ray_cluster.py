@@ -50,8 +50,13 @@ PORT_ENV = "COURSE_RAY_PORT"
 PORT_SPAN = 20
 #: Set for ``ray start`` and the driver so that Ray keeps 127.0.0.1 (measured with Ray 2.60).
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-#: The raylet gives its agents 15 s to start by default: too little on a busy 2-core machine.
-_SLOW_MACHINE_ENV = {"RAY_agent_register_timeout_ms": "120000"}
+#: The raylet gives its agents 15 s to start by default: too little on a busy 2-core machine
+#: (measured: the dashboard agent took 15-20 s to import with a load average of 13).
+_SLOW_MACHINE_ENV = {"RAY_agent_register_timeout_ms": "120000", "RAY_raylet_start_wait_time_s": "120"}
+#: ``ray start`` itself waits a fixed 30 s for the node to register, and the raylet 15 s for its
+#: dashboard agent (neither is configurable in Ray 2.60); on a busy machine either may give up
+#: while everything is fine but slow.  Then the start is tried again, this many times.
+START_ATTEMPTS = 3
 #: What the head's command line contains (tells our process from a reused pid).
 _MARKERS = (b"ray.scripts.scripts",)
 _READY_LINE = "Ray runtime started"
@@ -254,20 +259,30 @@ def start(
             raise RayClusterError(
                 f"Ray no está instalado ({exc}). Ejecuta `make setup` (o `pip install ray`)."
             ) from None
-        log = _log_file(port)
-        offset = log.stat().st_size if log.exists() else 0
-        proc = supervisor.spawn(_ray_command(port, num_cpus, num_gpus, object_store_mb), log, _cluster_env())
-        deadline = time.monotonic() + 10  # until the exec, /proc/<pid>/cmdline still shows this process
-        while proc.poll() is None and not _is_our_head(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        state = {"pid": proc.pid, "address": f"{HOST}:{port}", "started": time.time(), "log": str(log)}
-        state["log_offset"] = offset
-        _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
-        try:
-            return _wait_ready(port, proc.pid, offset, timeout, proc)
-        except BaseException:
-            stop(port)  # never leave a half-started cluster behind
-            raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return _spawn_head(port, num_cpus, num_gpus, object_store_mb, timeout)
+            except RayClusterError as exc:
+                if attempt == START_ATTEMPTS or "timed out during startup" not in str(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _spawn_head(port: int, num_cpus: int | None, num_gpus: int | None, object_store_mb: int, timeout: float):
+    log = _log_file(port)
+    offset = log.stat().st_size if log.exists() else 0
+    proc = supervisor.spawn(_ray_command(port, num_cpus, num_gpus, object_store_mb), log, _cluster_env())
+    deadline = time.monotonic() + 10  # until the exec, /proc/<pid>/cmdline still shows this process
+    while proc.poll() is None and not _is_our_head(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    state = {"pid": proc.pid, "address": f"{HOST}:{port}", "started": time.time(), "log": str(log)}
+    state["log_offset"] = offset
+    _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    try:
+        return _wait_ready(port, proc.pid, offset, timeout, proc)
+    except BaseException:
+        stop(port)  # never leave a half-started cluster behind
+        raise
 
 
 def _wait_ready(port: int, pid: int, offset: int, timeout: float, proc=None) -> ClusterStatus:
@@ -391,21 +406,43 @@ def cluster(spec: str, **start_kwargs) -> Iterator[str]:
     """The address of the cluster ``spec`` names, for the duration of a ``with`` block.
 
     ``"local"`` starts a head on 127.0.0.1 (``COURSE_RAY_PORT``) and stops it on exit — unless
-    it was already running, in which case it is reused and left running.  Anything else is
-    the ``HOST:PORT`` of an existing cluster, joined and never stopped.
+    it was already running, in which case it is reused and left running.  A head left behind
+    by an earlier ``cluster("local")`` whose process was killed (``kill -9`` gives no chance to
+    stop it) is adopted: reused, then stopped on exit.  Anything else is the ``HOST:PORT`` of
+    an existing cluster, joined and never stopped.
     """
     if spec.strip() != "local":
         yield parse_address(spec)
         return
     port = start_kwargs.pop("port", None)
     port = port_from_env() if port is None else parse_port(port)
-    was_running = status(port).running
-    current = start(port, **start_kwargs)
+    with supervisor.start_lock(_lock_file(port).with_suffix(".owner")):
+        state = _read_state(port) if status(port).running else None
+        orphaned = state is not None and "owner" in state and not _pid_alive(int(state["owner"]))
+        current = start(port, **start_kwargs)
+        owned = state is None or orphaned
+        if owned:  # mark it as this process's, so that a killed run's head is found and adopted
+            state = _read_state(port) or {}
+            state["owner"] = os.getpid()
+            _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
     try:
         yield current.address
     finally:
-        if not was_running:
+        if owned:
             stop(port)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- CLI
