@@ -92,6 +92,8 @@ NUMBER = r"\d+(?:\.\d+)?"
         (r"\d+\.\d+", "caja completa"),  # the numbers only: what the default rules already do
         (r"\[\d\.\d+, \d\.\d+, \d\.\d+, \d\.\d+\]", "con y sin espacios"),  # decimals and ", " only
         (r"\[\d*\]?", "texto vacío"),
+        (r"\[[\d.,\s]+\]", "otros corchetes"),  # also a list of three numbers
+        ("", "texto vacío"),
         ("[", "expresión regular válida"),
     ],
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from utils.translate.exercise import check_bbox_pattern, reference_bbox_pattern
 from utils.translate.quality import FLAGS, check_rows, check_turn, checks_frame, plot_checks, summarize
 
 
@@ -58,21 +57,6 @@ def test_summary_lists_flagged_rows_and_counts():
     assert list(frame["not_spanish"]) == [False, True] and set(FLAGS) <= set(frame.columns)
     fig = plot_checks(checks, title="t")
     assert len(fig.axes) == 2
-
-
-def test_exercise_check_passes_the_reference_and_fails_wrong_answers(capsys):
-    assert check_bbox_pattern(reference_bbox_pattern()) is True
-    wrong = [
-        r"\[.*\]",  # greedy: swallows the text between two boxes and matches [3 apples]
-        r"\d+\.\d+",  # single numbers, not boxes
-        r"\[\d\.\d+, \d\.\d+, \d\.\d+, \d\.\d+\]",  # requires spaces and decimals
-        r"\[[\d.,\s]+\]",  # also matches three-number lists
-        "[unclosed",
-        "",
-    ]
-    for pattern in wrong:
-        assert check_bbox_pattern(pattern) is False, pattern
-    assert "pista" in capsys.readouterr().out
 
 
 def test_idle_cpu_threads_follows_the_load(monkeypatch):
