@@ -79,11 +79,3 @@ def test_input_file_of_the_mini_profile_is_in_data():
 
     path = input_file(get_settings("mini").translate)
     assert path.is_file() and path.parent.name == "data"
-
-
-def test_template_table_marks_literals_and_sentences():
-    from utils.translate import segment_text
-
-    table = segment_text("<image>\nHow many? There are 3.").table()
-    assert [r["kind"] for r in table] == ["literal", "sentence", "literal", "sentence"]
-    assert table[3] == {"kind": "sentence", "text": "There are 3.", "protected": "3"}
