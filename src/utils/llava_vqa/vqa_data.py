@@ -368,11 +368,6 @@ def llava_row_to_messages(row: Mapping[str, Any], *, with_answer: bool = True) -
     return messages
 
 
-def answer_of(row: Mapping[str, Any]) -> str:
-    """The reference answer of a LLaVA conversation row (its last ``gpt`` turn)."""
-    return str(row["conversations"][-1]["value"])
-
-
 # --------------------------------------------------------------------------- scoring
 
 
