@@ -10,8 +10,10 @@ The notebook kernel gets ``COURSE_PROFILE=full``, ``COURSE_REHEARSAL=1``,
 ``HF_ENDPOINT=<FakeHub>``, a fresh ``HF_HOME`` under ``build/rehearsal/``, no ``HF_*OFFLINE``
 variables, its own fresh ``COURSE_BUILD_DIR`` per notebook (so the mini outputs in ``build/``
 are left alone, and no cache of an earlier rehearsal stands in for generating) and
-``COURSE_SETTINGS_OVERRIDES`` = :data:`CPU_OVERRIDES` — nothing else changes: same Hub ids,
-same steps, lengths, beams, LoRA targets and 4-bit quantization as on Colab.
+``COURSE_SETTINGS_OVERRIDES`` = :data:`CPU_OVERRIDES` + :data:`VOLUME_OVERRIDES` — nothing else
+changes: same Hub ids, steps, lengths, beams, LoRA targets and 4-bit quantization as on Colab.
+The volume overrides only shrink HOW MUCH data goes through the full code path (rows, reviews,
+token budgets of free-text answers), never which branch runs; the runner prints them.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from pathlib import Path
 from rehearsal.hub import FakeHub, HubTree, client_env
 from rehearsal.standins import BUILDERS, MissingBuilderError, build, normalize
 
-#: The ONLY settings the rehearsal changes, each because a CPU cannot run the full value.
-#: Everything else (ids, sizes, steps, beams, LoRA, 4-bit) is the full profile's own.
+#: The precision settings the rehearsal changes, each because a CPU cannot run the full value.
+#: With :data:`VOLUME_OVERRIDES` (how much data, never which code) they are ALL it changes:
+#: everything else (ids, sizes, steps, beams, LoRA, 4-bit) is the full profile's own.
 CPU_OVERRIDES: dict[str, object] = {
     # Notebook 03: fp16 mixed precision needs CUDA (torch's CPU autocast is bfloat16 only and
     # the fp16 GradScaler is CUDA-only); fp32 runs the same trainer code without AMP.  The
@@ -42,6 +45,66 @@ CPU_OVERRIDES: dict[str, object] = {
     # the NF4 quantization itself is unchanged.
     "llava.dtype": "float32",
 }
+
+#: How much data the rehearsal pushes through the full code path: ``{key: (value, reason)}``.
+#: The rehearsal's job is to run the full profile's CODE PATH (real ids, real classes, every
+#: branch) against stand-ins; on tiny random models the full VOLUMES only cost CPU time (notebook
+#: 01 translated 2,000 rows with 4 beams; notebook 05 made ~52 requests for ~3,000 tokens).
+#: Nothing here changes a branch: beams stay 4 (beam search is another ``generate`` branch than
+#: greedy), JSON budgets stay full (a shorter one would truncate JSON and run the repair path
+#: instead), and notebook 01 keeps the same number of chunks per shard.
+VOLUME_OVERRIDES: dict[str, tuple[object, str]] = {
+    "translate.rows": (
+        96,
+        (
+            "notebook 01: 96 of 2,000 rows; with chunk_size 24 it is the same 4 chunks (2 per shard, "
+            "kill after 1, resume) as 2,000 rows in chunks of 500"
+        ),
+    ),
+    "translate.chunk_size": (
+        24,
+        "notebook 01: scaled with rows, so the chunk/shard/kill/resume structure is unchanged",
+    ),
+    "prompting.json_reviews": (
+        4,
+        "notebook 05: 4 of the 10 reviews (as in mini) go through the same three JSON strategies",
+    ),
+    "prompting.max_tokens": (
+        80,
+        (
+            "notebook 05: free-text answers capped at 80 tokens (mini's cap) instead of 400; JSON "
+            "answers keep their full budget"
+        ),
+    ),
+    "prompting.chat_max_tokens": (
+        60,
+        (
+            "notebook 05: chatbot replies capped at 60 tokens (mini's cap) instead of 200; the order "
+            "is still taken as JSON with its full budget"
+        ),
+    ),
+}
+
+
+def rehearsal_overrides() -> dict[str, object]:
+    """``COURSE_SETTINGS_OVERRIDES`` of a rehearsed notebook: precision plus volumes."""
+    return {**CPU_OVERRIDES, **{key: value for key, (value, _) in VOLUME_OVERRIDES.items()}}
+
+
+def describe_overrides() -> list[str]:
+    """One line per override, ``key: full → rehearsal (reason)``, for the runner's report."""
+    from utils.core.settings import get_settings
+
+    full = get_settings("full")
+    lines = []
+    for key, value in CPU_OVERRIDES.items():
+        section, field = key.split(".")
+        lines.append(f"{key}: {getattr(getattr(full, section), field)!r} -> {value!r} (precision: no CUDA)")
+    for key, (value, reason) in VOLUME_OVERRIDES.items():
+        section, field = key.split(".")
+        lines.append(f"{key}: {getattr(getattr(full, section), field)!r} -> {value!r} (volume; {reason})")
+    return lines
+
 
 #: Local services the runner starts for a notebook (beyond what the notebook starts itself,
 #: as it would on Colab).  Notebooks 01 and 05 start their own llama.cpp server.
@@ -104,7 +167,7 @@ def notebook_env(number: str, hub_url: str) -> dict[str, str]:
             "COURSE_PROFILE": "full",
             "COURSE_REHEARSAL": "1",
             "COURSE_BUILD_DIR": str(build_root),
-            "COURSE_SETTINGS_OVERRIDES": json.dumps(CPU_OVERRIDES),
+            "COURSE_SETTINGS_OVERRIDES": json.dumps(rehearsal_overrides()),
             "PYTHONPATH": os.pathsep.join([str(repo_root() / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
         }
     )
@@ -195,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return 0
+        print("Settings the rehearsal changes (everything else is the full profile's):", flush=True)
+        for line in describe_overrides():
+            print(f"  {line}", flush=True)
         results: dict[str, tuple[int, float]] = {}
         for number in numbers:
             if number in trees:
@@ -202,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results[number] = (1, 0.0)
     print("\n=== rehearsal summary (full profile on stand-ins)")
+    print(f"  overrides: {', '.join(rehearsal_overrides())} (listed with reasons above)")
     for number, (code, seconds) in results.items():
         if number in missing:
             print(f"  {number}: FAILED: no stand-ins yet ({BUILDERS[number]} is missing)")

@@ -12,6 +12,17 @@ from utils.core.settings import apply_overrides, env_overrides, get_settings
 #: Settings fields that are about numeric precision (the only kind a CPU forces us to change).
 PRECISION_FIELDS = {"precision", "fp16", "bf16", "dtype"}
 
+#: The only settings that are an amount of data (not a code path) the rehearsal may shrink.
+#: Not here on purpose: translate.num_beams (beam search is another generate() branch than
+#: greedy), prompting.json_max_tokens (a cut would truncate JSON and run the repair path).
+VOLUME_KEYS = {
+    "translate.rows",
+    "translate.chunk_size",
+    "prompting.json_reviews",
+    "prompting.max_tokens",
+    "prompting.chat_max_tokens",
+}
+
 
 def test_cpu_overrides_only_change_precision_and_apply_to_full(monkeypatch):
     full = get_settings("full")
@@ -37,7 +48,8 @@ def test_notebook_env(monkeypatch, tmp_path):
     assert not set(OFFLINE_VARS) & set(env)
     assert env["HF_HOME"] == str(tmp_path / "hf_home" / "05")
     assert not any((tmp_path / "hf_home" / "05").iterdir())  # fresh
-    assert json.loads(env["COURSE_SETTINGS_OVERRIDES"]) == runner.CPU_OVERRIDES
+    overrides = json.loads(env["COURSE_SETTINGS_OVERRIDES"])
+    assert overrides == {**runner.CPU_OVERRIDES, **{k: v for k, (v, _) in runner.VOLUME_OVERRIDES.items()}}
     assert env["PYTHONPATH"].split(":")[0] == str(runner.repo_root() / "src")
 
 
@@ -50,3 +62,52 @@ def test_run_with_a_missing_builder_fails_clearly(monkeypatch, capsys, tmp_path)
     out = capsys.readouterr().out
     assert "No stand-ins for notebook 02 yet" in out and "02: FAILED: no stand-ins yet" in out
     assert ran == []
+
+
+def test_volume_overrides_only_shrink_documented_volumes(monkeypatch):
+    monkeypatch.delenv("COURSE_SETTINGS_OVERRIDES", raising=False)
+    full = get_settings("full")
+    assert set(runner.VOLUME_OVERRIDES) <= VOLUME_KEYS, set(runner.VOLUME_OVERRIDES) - VOLUME_KEYS
+    assert not set(runner.VOLUME_OVERRIDES) & set(runner.CPU_OVERRIDES)
+    for key, (value, reason) in runner.VOLUME_OVERRIDES.items():
+        section, field = key.split(".")
+        full_value = getattr(getattr(full, section), field)
+        assert isinstance(value, int) and 0 < value, key
+        # a cut, never growth; 0 means "all" for rows/json_reviews, so any positive value is a cut
+        assert full_value == 0 or value < full_value, f"{key}: {value!r} is not less than full's {full_value!r}"
+        assert len(reason) > 20, f"{key} needs its reason"
+    changed = apply_overrides(full, _by_section(runner.rehearsal_overrides()))
+    assert changed.translate.num_beams == full.translate.num_beams > 1  # beam search still runs
+    assert changed.prompting.json_max_tokens == full.prompting.json_max_tokens
+    assert set(runner.rehearsal_overrides()) == set(runner.CPU_OVERRIDES) | set(runner.VOLUME_OVERRIDES)
+
+
+def test_notebook_01_keeps_the_full_chunk_structure(monkeypatch):
+    """Fewer rows, but the same number of chunks (and so the same shards, kill and resume)."""
+    monkeypatch.delenv("COURSE_SETTINGS_OVERRIDES", raising=False)
+    full = get_settings("full").translate
+    cut = apply_overrides(get_settings("full"), _by_section(runner.rehearsal_overrides())).translate
+    assert cut.rows < full.rows
+    assert -(-cut.rows // cut.chunk_size) == -(-full.rows // full.chunk_size) >= 4
+    assert cut.rows % cut.chunk_size == full.rows % full.chunk_size
+
+
+def test_the_runner_reports_every_override(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("COURSE_SETTINGS_OVERRIDES", raising=False)
+    monkeypatch.setattr(runner, "rehearsal_dir", lambda: tmp_path)
+    monkeypatch.setattr(runner, "build_trees", lambda numbers, strict=True: ({}, {}))
+    assert runner.main(["run", "05"]) == 1  # no tree: reported as failed, nothing runs
+    out = capsys.readouterr().out
+    for key, (value, reason) in runner.VOLUME_OVERRIDES.items():
+        assert f"{key}: " in out and f"-> {value!r} (volume; {reason})" in out
+    for key in runner.CPU_OVERRIDES:
+        assert f"{key}: " in out
+    assert "translate.rows: 2000 -> 96" in out
+
+
+def _by_section(flat: dict[str, object]) -> dict[str, dict[str, object]]:
+    by_section: dict[str, dict[str, object]] = {}
+    for key, value in flat.items():
+        section, field = key.split(".")
+        by_section.setdefault(section, {})[field] = value
+    return by_section
