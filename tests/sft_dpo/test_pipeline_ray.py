@@ -1,0 +1,144 @@
+"""Notebook 02's distilabel ``Pipeline`` on a local Ray cluster (issue 13, item 2).
+
+The pipeline is the notebook's own (its ``definitions`` cells, :func:`nb02_fixtures.notebook_cells`),
+with the mini profile's real llama.cpp server behind every LLM step.  On a Ray head bound to
+127.0.0.1 (non-default ports, never the course's Redis on 6379):
+
+* ``pipeline.ray().run()`` gives the same rows per leaf as ``pipeline.run()``;
+* a step actor SIGKILLed mid-run, which leaves distilabel 1.5.3's ``RayPipeline`` waiting
+  forever, makes :func:`run_with_watchdog` fail within seconds with a Spanish message that
+  names the step and what to relaunch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from nb02_fixtures import llm_endpoint, notebook_cells  # noqa: F401 - fixture
+
+from utils.sft_dpo.ray_watchdog import PipelineStalledError, pipeline_actors, run_with_watchdog
+from utils.sft_dpo.wiki_corpus import clean_articles, excerpt, load_source
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def _rows(n: int) -> list[dict]:
+    from utils.core.settings import get_settings
+
+    cfg = get_settings("mini").sft_dpo
+    articles = clean_articles(load_source(cfg.wikipedia_dataset, cfg.wikipedia_config, cfg.scan_limit),
+                              min_chars=cfg.min_chars, max_chars=cfg.max_chars)  # fmt: skip
+    return [
+        {"article_id": a.id, "title": a.title, "content": excerpt(a.text, 400)} for a, _ in zip(articles, range(n))
+    ]
+
+
+#: Ports of this test's Ray head (``COURSE_RAY_PORT`` moves them; never Redis's 6379).
+RAY_PORT = int(os.environ.get("COURSE_RAY_PORT", "26481"))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A Ray head on 127.0.0.1 for this module (``ray start --block``, stopped by its pid)."""
+    import ray
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray 2.60 swaps 127.0.0.1 for eth0's address
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    ports = [f"--port={RAY_PORT}", f"--node-manager-port={RAY_PORT + 1}", f"--object-manager-port={RAY_PORT + 2}",
+             f"--dashboard-agent-listen-port={RAY_PORT + 3}", f"--metrics-export-port={RAY_PORT + 4}",
+             f"--runtime-env-agent-port={RAY_PORT + 5}", f"--min-worker-port={RAY_PORT + 20}",
+             f"--max-worker-port={RAY_PORT + 119}"]  # fmt: skip
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", *ports],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    address = f"127.0.0.1:{RAY_PORT}"
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "status", f"--address={address}"],
+                             capture_output=True).returncode != 0:  # fmt: skip
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(2)
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        yield address
+    finally:
+        ray.shutdown()
+        head.send_signal(signal.SIGTERM)  # --block: ray start stops what it started
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))  # the pipeline's distilabel cache
+    monkeypatch.setenv("DISTILABEL_LOG_LEVEL", "WARNING")
+
+    def build(rows, **overrides):
+        module = notebook_cells(inputs=rows, module=f"nb02_cells_{len(rows)}_{time.monotonic_ns()}")
+        for key, value in overrides.items():
+            for step_name in module.pipeline.dag:
+                step = module.pipeline.dag.get_step(step_name)["step"]
+                if hasattr(step, key):
+                    setattr(step, key, value)
+        return module
+
+    return build
+
+
+def _counts(distiset) -> dict[str, int]:
+    return {name: len(distiset[name]["train"]) for name in distiset}
+
+
+def test_pipeline_ray_gives_the_rows_pipeline_run_gives(llm_endpoint, ray_cluster, cells):
+    rows = _rows(2)
+    local = _counts(cells(rows).pipeline.run(use_cache=False))
+    on_ray = _counts(run_with_watchdog(cells(rows).pipeline.ray(), timeout_s=600, use_cache=False))
+    assert local["sft"] == len(rows)  # every article gives one SFT row (parsed or not)
+    assert on_ray == local
+
+
+def test_a_killed_step_actor_fails_clearly_instead_of_hanging(llm_endpoint, ray_cluster, cells):
+    module = cells(_rows(3), input_batch_size=1)  # one row per batch: the judge is still busy when killed
+    pipeline = module.pipeline.ray()
+    killed = {}
+
+    def kill_the_judge_mid_run():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for actor in pipeline_actors(pipeline.name, since=started):
+                if actor["name"] == "juez-0" and actor["state"] == "ALIVE" and actor["pid"]:
+                    time.sleep(2)  # loaded and working on its first batches
+                    os.kill(actor["pid"], signal.SIGKILL)
+                    killed["at"] = time.monotonic()
+                    return
+            time.sleep(0.5)
+
+    started = time.time()
+    threading.Thread(target=kill_the_judge_mid_run, daemon=True).start()
+    with pytest.raises(PipelineStalledError) as info:
+        run_with_watchdog(pipeline, timeout_s=600, poll_s=1.0, use_cache=False)
+    assert killed, "the judge's actor never came up"
+    assert time.monotonic() - killed["at"] < 60  # detected, not the 600 s timeout
+    message = str(info.value)
+    assert "el paso «juez» (réplica 0)" in message and "WORKER_DIED" in message
+    assert "Relanza `pipeline.ray().run(use_cache=True)`" in message
+
+
+def test_the_timeout_stops_a_run_that_takes_too_long(llm_endpoint, ray_cluster, cells):
+    started = time.monotonic()
+    with pytest.raises(PipelineStalledError, match="no ha terminado en 5 s"):
+        run_with_watchdog(cells(_rows(2)).pipeline.ray(), timeout_s=5, use_cache=False)
+    assert time.monotonic() - started < 120
