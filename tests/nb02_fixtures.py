@@ -71,5 +71,5 @@ def notebook_cells(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for source in definition_cells(argilla):
-            exec(compile(source, f"<{NOTEBOOK.name}>", "exec"), namespace.__dict__)  # noqa: S102 - the notebook's own cells
+            exec(compile(source, f"<{NOTEBOOK.name}>", "exec", dont_inherit=True), namespace.__dict__)  # noqa: S102 - the notebook's own cells
     return namespace

@@ -29,7 +29,7 @@ def _define(source: str, name: str):
     """``name`` as the cell defines it (the cell's check call is left out)."""
     namespace = {"step": step, "StepInput": StepInput}
     body = "\n".join(line for line in source.splitlines() if not line.startswith("check_"))
-    exec(compile(body, "<notebook 02>", "exec"), namespace)  # noqa: S102 - the notebook's own cell
+    exec(compile(body, "<notebook 02>", "exec", dont_inherit=True), namespace)  # noqa: S102 - the notebook's own cell
     return namespace[name]
 
 
@@ -124,8 +124,6 @@ def test_grounded_step_typical_wrong_answers_fail(capsys, wrong):
 
 
 def test_grounded_step_solution_passes(capsys):
-    source = _cells("solution")[1]
-    namespace = {"step": step, "StepInput": StepInput}
-    exec(compile("\n".join(l for l in source.splitlines() if not l.startswith("check_")), "<nb02>", "exec"), namespace)  # noqa: S102
-    passed, out = _verdict(capsys, check_grounded_step, namespace["KeepGrounded"])
+    solution = _define(_cells("solution")[1], "KeepGrounded")
+    passed, out = _verdict(capsys, check_grounded_step, solution)
     assert passed and "¡Bien hecho!" in out

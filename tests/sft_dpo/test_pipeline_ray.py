@@ -1,8 +1,8 @@
 """Notebook 02's distilabel ``Pipeline`` on a local Ray cluster (issue 13, item 2).
 
 The pipeline is the notebook's own (its ``definitions`` cells, :func:`nb02_fixtures.notebook_cells`),
-with the mini profile's real llama.cpp server behind every LLM step.  On a Ray head bound to
-127.0.0.1 (non-default ports, never the course's Redis on 6379):
+with the mini profile's real llama.cpp server behind every LLM step.  On the course's local
+Ray head (:mod:`utils.services.ray_cluster`: 127.0.0.1, ``COURSE_RAY_PORT``, never Redis's 6379):
 
 * ``pipeline.ray().run()`` gives the same rows per leaf as ``pipeline.run()``;
 * a step actor SIGKILLed mid-run, which leaves distilabel 1.5.3's ``RayPipeline`` waiting
@@ -13,14 +13,9 @@ with the mini profile's real llama.cpp server behind every LLM step.  On a Ray h
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from nb02_fixtures import llm_endpoint, notebook_cells  # noqa: F401 - fixture
@@ -42,43 +37,17 @@ def _rows(n: int) -> list[dict]:
     ]
 
 
-#: Ports of this test's Ray head (``COURSE_RAY_PORT`` moves them; never Redis's 6379).
-RAY_PORT = int(os.environ.get("COURSE_RAY_PORT", "26481"))
-
-
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A Ray head on 127.0.0.1 for this module (``ray start --block``, stopped by its pid)."""
+def ray_cluster():
+    """The course's local Ray head (127.0.0.1, ``COURSE_RAY_PORT``), stopped by pid afterwards."""
     import ray
 
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray 2.60 swaps 127.0.0.1 for eth0's address
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    ports = [f"--port={RAY_PORT}", f"--node-manager-port={RAY_PORT + 1}", f"--object-manager-port={RAY_PORT + 2}",
-             f"--dashboard-agent-listen-port={RAY_PORT + 3}", f"--metrics-export-port={RAY_PORT + 4}",
-             f"--runtime-env-agent-port={RAY_PORT + 5}", f"--min-worker-port={RAY_PORT + 20}",
-             f"--max-worker-port={RAY_PORT + 119}"]  # fmt: skip
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", *ports],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    address = f"127.0.0.1:{RAY_PORT}"
-    try:
-        deadline = time.monotonic() + 120
-        while subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "status", f"--address={address}"],
-                             capture_output=True).returncode != 0:  # fmt: skip
-            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
-            time.sleep(2)
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    from utils.services import ray_cluster as cluster
+
+    with cluster.cluster("local", num_cpus=2) as address:
+        cluster.connect(address, logging_level="ERROR")
         yield address
-    finally:
         ray.shutdown()
-        head.send_signal(signal.SIGTERM)  # --block: ray start stops what it started
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            head.kill()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
