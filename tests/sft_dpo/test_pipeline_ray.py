@@ -44,10 +44,24 @@ def ray_cluster():
 
     from utils.services import ray_cluster as cluster
 
-    with cluster.cluster("local", num_cpus=2) as address:
+    was_running = cluster.status().running
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded 2-core machine can miss that
+        try:
+            # Every distilabel step is an actor that Ray schedules on 1 logical CPU: with 2 (this machine's
+            # cores) only 2 of the pipeline's 8 steps load and RayPipeline waits forever.  The steps wait
+            # on the LLM server, so 16 logical CPUs on 2 cores is what they need.
+            address = cluster.start(num_cpus=16).address
+            break
+        except cluster.RayClusterError:
+            if attempt == 2:
+                raise
+    try:
         cluster.connect(address, logging_level="ERROR")
         yield address
+    finally:
         ray.shutdown()
+        if not was_running:
+            cluster.stop()
 
 
 @pytest.fixture

@@ -124,7 +124,9 @@ def run_with_watchdog(pipeline, *, timeout_s: float, poll_s: float = 1.0, **run_
             elif time.monotonic() > deadline:
                 failure["message"] = (
                     f"El pipeline «{pipeline.name}» no ha terminado en {timeout_s:.0f} s y lo hemos parado. "
-                    "Mira el registro de Ray por si un paso está atascado, y relanza "
+                    "Si sus pasos no llegaron a cargarse, el clúster no tiene CPU (o GPU) para todos: cada paso "
+                    "es un actor que pide 1 CPU lógica (`ray start --num-cpus=N` con N ≥ pasos, o "
+                    "`StepResources(cpus=…)`). Si no, mira el registro de Ray por si un paso está atascado, y relanza "
                     "`pipeline.ray().run(use_cache=True)` (sigue desde los lotes ya terminados) con un "
                     "`timeout_s` mayor si el trabajo es así de largo."
                 )
