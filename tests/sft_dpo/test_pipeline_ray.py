@@ -38,11 +38,16 @@ def _rows(n: int) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(monkeypatch_module):
     """The course's local Ray head (127.0.0.1, ``COURSE_RAY_PORT``), stopped by pid afterwards."""
     import ray
 
     from utils.services import ray_cluster as cluster
+
+    # Each step of the pipeline is an actor, and so is each of its queues (one input queue per step,
+    # plus log, output and load): 8 steps need ~20 worker processes, each on a worker port.  The
+    # course's default range leaves 12 ("No available ports" and RayPipeline waits forever).
+    monkeypatch_module.setattr(cluster, "PORT_SPAN", 60)
 
     was_running = cluster.status().running
     for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded 2-core machine can miss that
@@ -62,6 +67,12 @@ def ray_cluster():
         ray.shutdown()
         if not was_running:
             cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 @pytest.fixture
