@@ -8,7 +8,8 @@ the calling thread (distilabel installs a SIGINT handler, which only the main th
 and watches it from another:
 
 * every ``poll_s`` it reads Ray's actor table: an actor of this pipeline and this job that
-  is ``DEAD`` for any reason but going out of scope (how a finished step ends) is a crash;
+  is ``DEAD`` for any reason but going out of scope (how a finished step ends) or being killed
+  on purpose is a crash (``WORKER_DIED``: its process died; ``NODE_DIED``…);
 * after ``timeout_s`` it gives up.
 
 Either way it stops the pipeline's output loop (distilabel's own stop message), kills the
@@ -30,9 +31,10 @@ from typing import Any
 
 from utils.core.errors import CourseError
 
-#: Why Ray ends an actor without it being a failure: its handles went out of scope
-#: (a finished distilabel step) or the pipeline itself killed it.
-_NORMAL_ENDS = ("OUT_OF_SCOPE", "RAY_KILL")
+#: Why Ray ends an actor without it being a failure: its handles went out of scope or its
+#: references were deleted (how a finished distilabel step ends; both seen with Ray 2.60), or
+#: the pipeline itself killed it.
+_NORMAL_ENDS = ("OUT_OF_SCOPE", "REF_DELETED", "RAY_KILL")
 _QUEUES = re.compile(r"^(input-queue-.+|log-queue|output-queue|load-queue)$")
 
 
