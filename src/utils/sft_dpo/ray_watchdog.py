@@ -85,16 +85,27 @@ def _describe(actor: dict[str, Any]) -> str:
     return f"el paso «{step}» (réplica {replica})"
 
 
-def _stop(pipeline, since: float) -> None:
-    """Unblock ``run()`` (distilabel's stop message) and kill the pipeline's live actors."""
+def _kill(pipeline, since: float, queues: bool) -> None:
+    """Kill the pipeline's live actors (its steps; its queues too when ``queues``)."""
     import ray
 
-    with contextlib.suppress(Exception):  # the queue actor may be the one that died
-        pipeline._output_queue.put(None)  # what distilabel's own stop sends: the output loop ends
     for actor in pipeline_actors(pipeline.name, since):
-        if actor["state"] == "ALIVE" and not _QUEUES.match(actor["name"]):
+        if actor["state"] == "ALIVE" and (queues or not _QUEUES.match(actor["name"])):
             with contextlib.suppress(Exception):  # it may end on its own meanwhile
                 ray.kill(ray.get_actor(f"distilabel-{pipeline.name}-{actor['name']}"))
+
+
+def _stop(pipeline, since: float) -> None:
+    """Unblock ``run()`` (distilabel's stop message) and kill the pipeline's live steps."""
+    with contextlib.suppress(Exception):  # the queue actor may be the one that died
+        pipeline._output_queue.put(None)  # what distilabel's own stop sends: the output loop ends
+    _kill(pipeline, since, queues=False)
+
+
+def ray_initialized() -> bool:
+    import ray
+
+    return ray.is_initialized()
 
 
 def run_with_watchdog(pipeline, *, timeout_s: float, poll_s: float = 1.0, **run_kwargs: Any):
@@ -147,6 +158,10 @@ def run_with_watchdog(pipeline, *, timeout_s: float, poll_s: float = 1.0, **run_
     finally:
         done.set()
         watcher.join()
+        # distilabel leaves its named queue actors alive: a relaunch in this process would find
+        # their names taken (ActorAlreadyExistsError).  They are of no use once run() is over.
+        if ray_initialized():
+            _kill(pipeline, since, queues=True)
     if failure:
         raise PipelineStalledError(failure["message"])
     return distiset
