@@ -1,8 +1,8 @@
 """Notebook 02's stand-ins, loaded through the FakeHub by the notebook's own code.
 
 The corpus goes through ``utils.sft_dpo.wiki_corpus.load_source`` (``load_dataset(…, streaming=True)``
-on the real repo id and config) and the filters; each model through ``make_llm`` →
-distilabel's ``TransformersLLM`` → ``transformers.pipeline``, generating one batch.  The Hub
+on the real repo id and config) and the filters; each model through the notebook's own
+``make_llm`` (its cells) → distilabel's ``TransformersLLM`` → ``transformers.pipeline``, generating one batch.  The Hub
 clients read ``HF_ENDPOINT`` at import, hence the subprocess.
 """
 
@@ -26,32 +26,32 @@ ROOT = Path(__file__).resolve().parents[2]
 FULL = get_settings("full").sft_dpo
 
 CLIENT = """
-import json, warnings
+import json, sys, warnings
 warnings.simplefilter("ignore")
+sys.path.insert(0, "TESTS_DIR")
+from nb02_fixtures import notebook_cells
 from utils.core.settings import get_settings
 from utils.sft_dpo.wiki_corpus import CorpusReport, clean_articles, excerpt, load_source
-from utils.sft_dpo.generation_llms import make_llm
-from utils.sft_dpo.grounded_instructions import GroundedInstruction
-from utils.sft_dpo.task_runner import run_task
 
 cfg = get_settings("full").sft_dpo
+cells = notebook_cells("full")  # the notebook's own make_llm and GroundedInstruction
 report = CorpusReport()
 articles = list(clean_articles(load_source(cfg.wikipedia_dataset, cfg.wikipedia_config, cfg.scan_limit),
                                min_chars=cfg.min_chars, max_chars=cfg.max_chars, report=report))
 rows = [{"title": a.title, "content": excerpt(a.text, cfg.context_chars)} for a in articles]
 out = {"corpus": report.as_dict(), "first_title": articles[0].title, "models": {}}
 for model in sorted({cfg.generator_model, *cfg.candidate_models, cfg.judge_model}):
-    llm = make_llm(model, max_new_tokens=4, temperature=cfg.temperature, batch_size=cfg.batch_size)
-    task = GroundedInstruction(name="g", llm=llm)
+    task = cells.GroundedInstruction(name="g", llm=cells.make_llm(model, 4, cfg.temperature))
     task.load()
+    llm = task.llm
     meta = {"class": type(llm._pipeline.model).__name__, "dtype": str(llm._pipeline.model.dtype),
             "batch": llm._pipeline._batch_size}
+    done = next(task.process([dict(row) for row in rows]))
     task.unload()
-    done = run_task(task, rows, batch_size=cfg.batch_size)
     meta["outputs"] = sum(isinstance(r["distilabel_metadata"]["raw_output_g"], str) for r in done)
     out["models"][model] = meta
 print(json.dumps(out))
-"""
+""".replace("TESTS_DIR", str(ROOT / "tests"))
 
 
 @pytest.fixture(scope="module")

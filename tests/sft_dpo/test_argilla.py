@@ -1,5 +1,8 @@
 """The real local Argilla server: lifecycle, push → annotate → pull, idempotent re-push, web UI.
 
+The dataset settings (``rg.Settings``) and the record builders (``rg.Record``) are notebook
+02's own cells (section 6), run by :func:`nb02_fixtures.notebook_cells`.
+
 These tests use the server `make test` starts (`scripts/with_services`), or start it
 themselves (same ports: ``COURSE_ARGILLA_PORT`` …) and stop it at the end if they did.
 Each test works in its own datasets, deleted afterwards.
@@ -16,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from nb02_fixtures import notebook_cells
 
 from utils.services import argilla_server
 from utils.services.argilla_server import ArgillaServerError
@@ -48,24 +52,43 @@ def client():
 
 
 @pytest.fixture
-def datasets(client):
-    """Fresh SFT and DPO datasets with unique names, deleted after the test."""
+def cells(client):
+    """The notebook's Argilla cells (fresh ``rg.Settings`` objects for each test), after the client."""
+    return notebook_cells("mini", argilla=True)
+
+
+@pytest.fixture
+def datasets(client, cells):
+    """Fresh SFT and DPO datasets with unique names, created as the notebook does, deleted after the test."""
+    import argilla as rg
+
     suffix = uuid.uuid4().hex[:8]
-    sft = argilla_io.ensure_dataset(client, f"test-sft-{suffix}", "argilla", argilla_io.sft_settings())
-    dpo = argilla_io.ensure_dataset(client, f"test-dpo-{suffix}", "argilla", argilla_io.dpo_settings(2))
+    sft = rg.Dataset(
+        name=f"test-sft-{suffix}", workspace="argilla", settings=cells.sft_settings, client=client
+    ).create()
+    dpo = rg.Dataset(
+        name=f"test-dpo-{suffix}", workspace="argilla", settings=cells.dpo_settings, client=client
+    ).create()
     yield sft, dpo
     for dataset in (sft, dpo):
         dataset.delete()
 
 
+def _push(dataset, records) -> int:
+    """``dataset.records.log`` as the notebook calls it; how many records the dataset then holds."""
+    dataset.records.log(records)
+    return argilla_io.count_records(dataset)
+
+
 def _sft_records(rows=ROWS):
+    sft_record = notebook_cells("mini", argilla=True).sft_record
     vectors = embed([r["instruction"] for r in rows])
     records = []
     for row, vector in zip(rows, vectors):
         full = {**row, "title": "Alhambra", "content": CONTEXT,
                 "conversation": [{"role": "user", "content": row["instruction"]},
                                  {"role": "assistant", "content": row["response"]}]}  # fmt: skip
-        records.append(argilla_io.sft_record(full, vector, judge_rating=4, grounding=0.6, judge="Qwen/Qwen2.5-3B"))
+        records.append(sft_record(full, vector, 4, 0.6))
     return records, vectors
 
 
@@ -84,8 +107,8 @@ def test_server_is_healthy_and_start_is_idempotent(client):
 def test_push_annotate_pull_round_trip(client, datasets):
     sft, _dpo = datasets
     records, vectors = _sft_records()
-    assert argilla_io.push(sft, records) == 3
-    assert argilla_io.push(sft, records) == 3  # same ids: updated, not duplicated
+    assert _push(sft, records) == 3
+    assert _push(sft, records) == 3  # same ids: updated, not duplicated
 
     reviews = {
         "sft-alhambra-1": Review("submitted", {"calidad": 5, "usa_contexto": "si"}),
@@ -114,15 +137,18 @@ def test_push_annotate_pull_round_trip(client, datasets):
     assert list(again) == ["sft-alhambra-1"] and again["sft-alhambra-1"].values == {"calidad": 3, "usa_contexto": "no"}
 
     # Re-pushing after the review keeps one record per id and keeps the responses.
-    assert argilla_io.push(sft, records) == 3
+    assert _push(sft, records) == 3
     assert {p.id: p.status for p in argilla_io.pull_reviews(sft)}["sft-alhambra-3"] == "discarded"
 
     # Vector search works on the search engine stand-in: a record is its own nearest neighbour.
-    similar = argilla_io.find_similar(sft, vectors[0], limit=2)
+    import argilla as rg
+
+    query = rg.Query(similar=rg.Similar(name="instruccion_vec", value=[float(x) for x in vectors[0]]))
+    similar = [(record.id, score) for record, score in sft.records(query=query, limit=2)]
     assert similar[0][0] == "sft-alhambra-1"
 
 
-def test_dpo_ranking_round_trip(client, datasets):
+def test_dpo_ranking_round_trip(client, datasets, cells):
     _, dpo = datasets
     judged = [
         {"article_id": "p1", "title": "Alhambra", "content": CONTEXT, "instruction": "¿Dónde está la Alhambra?",
@@ -131,9 +157,9 @@ def test_dpo_ranking_round_trip(client, datasets):
          "generations": ["Que era Patrimonio de la Humanidad.", "Nada importante."], "ratings": [5, 1]},
     ]  # fmt: skip
     vectors = embed([r["instruction"] for r in judged])
-    records = [argilla_io.dpo_record(r, v) for r, v in zip(judged, vectors)]
+    records = [cells.dpo_record(r, v) for r, v in zip(judged, vectors)]
     assert records[0].suggestions["ranking"].value == ["respuesta_2", "respuesta_1"]  # the judge's order
-    assert argilla_io.push(dpo, records) == 2
+    assert _push(dpo, records) == 2
     reviews = {
         "dpo-p1": Review("submitted", {"ranking": ["respuesta_1", "respuesta_2"]}),  # the reviewer disagrees
         "dpo-p2": Review("submitted", {"ranking": ["respuesta_1", "respuesta_2"],
@@ -148,10 +174,12 @@ def test_dpo_ranking_round_trip(client, datasets):
     assert argilla_io.judge_agreement(judged, pulled) == (2, 0.5)
 
 
-def test_dataset_with_other_questions_is_an_actionable_error(client, datasets):
+def test_dataset_with_other_questions_is_an_actionable_error(client, datasets, cells):
     sft, _ = datasets
+    assert argilla_io.existing_dataset(client, sft.name, "argilla", cells.sft_settings).name == sft.name
+    assert argilla_io.existing_dataset(client, "no-existe-" + sft.name, "argilla", cells.sft_settings) is None
     with pytest.raises(argilla_io.ArgillaConfigError, match="ya existe con otros campos o preguntas.*Bórralo"):
-        argilla_io.ensure_dataset(client, sft.name, "argilla", argilla_io.dpo_settings(2))
+        argilla_io.existing_dataset(client, sft.name, "argilla", cells.dpo_settings)
 
 
 def test_a_wrong_api_key_is_a_spanish_message_not_a_traceback(client, monkeypatch, no_colab):
@@ -202,7 +230,7 @@ def test_web_ui_shows_a_pushed_record(client, datasets, repo_root):
     records, _ = _sft_records(
         [{"article_id": "ui-1", "instruction": marker, "response": "Tiene unos treinta metros de altura."}]
     )
-    argilla_io.push(sft, records)
+    _push(sft, records)
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -254,7 +282,7 @@ def test_bad_port_and_busy_port_are_actionable(monkeypatch, isolated_build):
 def test_stop_is_clean_and_restart_keeps_the_data(client, datasets):
     sft, _ = datasets
     records, _ = _sft_records(ROWS[:1])
-    argilla_io.push(sft, records)
+    _push(sft, records)
     config = argilla_server.default_config()
     pids = argilla_server.status().pids
     assert argilla_server.stop() is True

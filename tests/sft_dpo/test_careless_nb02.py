@@ -1,8 +1,9 @@
 """Careless learner, notebook 02: the generation cells run twice in one kernel.
 
-Re-running the SFT generation cell (section 3) or the candidates+judge cell (section 4)
-must not generate again, double rows or replace a measurement with a cache read: what the
-notebook records must equal what a run without repeats records.  Mini profile, one
+Re-running the cell that runs the distilabel ``Pipeline`` (section 4) must not generate
+again, double rows or pass a cache read off as a measurement: distilabel's cache returns
+the finished run, the counts the notebook records equal what a run without repeats records,
+and no wall time is recorded for the cached re-run.  Mini profile, one
 article (``COURSE_SETTINGS_OVERRIDES``), the real llama.cpp and Argilla servers.
 """
 
@@ -18,7 +19,7 @@ from utils.core.paths import repo_root, run_dir
 from utils.services import argilla_server, llm_server
 
 NOTEBOOK = repo_root() / "notebooks" / "02_datos_sft_dpo_distilabel_argilla.ipynb"
-GENERATION_CELLS = ("run_task(genstruct", "run_task(judge")
+GENERATION_CELLS = ("pipeline.run(",)
 SHORT = {"sft_dpo.articles": 1}  # one article keeps each kernel run short
 
 
@@ -49,7 +50,7 @@ def test_running_the_generation_cells_twice_records_what_one_run_records(service
     twice = _run(
         tmp_path, monkeypatch, "twice", repeat=lambda source: any(mark in source for mark in GENERATION_CELLS)
     )
-    assert len(twice.repeats) == 2  # both generation cells found and repeated
+    assert len(twice.repeats) == 1  # the pipeline cell found and repeated
     for index, first, second in twice.repeats:
         changed = {
             key: (first.get(key), second.get(key))
@@ -57,8 +58,9 @@ def test_running_the_generation_cells_twice_records_what_one_run_records(service
             if first.get(key) != second.get(key)
         }
         assert not changed, f"cell {index}: the re-run changed {changed}"
-    assert twice.results["llm_rows_from_cache"] == 0 and twice.results["llm_rows_generated"] > 0
-    assert twice.results["sft_generation_s"] > 0 and twice.results["llm_tokens_per_s"]
+    assert twice.results["sft_generated"] == 1 and twice.results["judged"] <= 1  # one article: no doubled rows
+    assert twice.results["pipeline_s"] is None  # the re-run read distilabel's cache: no time is claimed
 
     once = _run(tmp_path, monkeypatch, "once")
+    assert once.results["pipeline_s"] > 0
     assert comparable(twice.results) == comparable(once.results)

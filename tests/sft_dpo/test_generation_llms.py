@@ -1,26 +1,22 @@
 """The full profile's LLMs of notebook 02: precision by GPU, and real batching.
 
 The GPU cases are decided from the compute capability alone, so they run on CPU; the
-batching test runs the notebook's own task through the full profile's class on a tiny
-random Qwen2 model (the architecture of Qwen2.5) and watches what reaches ``generate``.
+batching test runs the notebook's own task and ``make_llm`` (its cells, via
+:func:`nb02_fixtures.notebook_cells`) through the full profile's class on a tiny random
+Qwen2 model (the architecture of Qwen2.5) and watches what reaches ``generate``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
+from nb02_fixtures import notebook_cells
 
 from utils.core.settings import get_settings
-from utils.sft_dpo.generation_llms import (
-    FP32_GPU_MAX_BATCH,
-    BatchedTransformersLLM,
-    Precision,
-    choose_precision,
-    make_llm,
-)
-from utils.sft_dpo.grounded_instructions import GroundedInstruction
-from utils.sft_dpo.task_runner import run_task
+from utils.sft_dpo import generation_llms
+from utils.sft_dpo.generation_llms import FP32_GPU_MAX_BATCH, BatchedTransformersLLM, choose_precision
 
 FULL = get_settings("full")
 T4, V100, A100, L4, H100 = (7, 5), (7, 0), (8, 0), (8, 9), (9, 0)
@@ -50,14 +46,12 @@ def test_cpu_gets_float32():
     ("capability", "dtype", "batch"), [(T4, "float32", FP32_GPU_MAX_BATCH), (A100, "bfloat16", 16)]
 )
 def test_full_profile_llms_are_built_with_the_gpus_precision(monkeypatch, capability, dtype, batch):
-    from utils.sft_dpo import generation_llms
-    from utils.sft_dpo.preference_pairs import closed_book_tasks, judge_task
-
-    monkeypatch.setattr(generation_llms, "cuda_capability", lambda: capability)
-    cfg = FULL.sft_dpo
-    assert cfg.batch_size == 16
-    llms = [task.llm for task in [*closed_book_tasks(cfg, FULL), judge_task(cfg, FULL)]]
-    llms.append(make_llm(cfg.generator_model, max_new_tokens=8, temperature=0.7, batch_size=cfg.batch_size))
+    monkeypatch.setattr(generation_llms, "cuda_capability", lambda: capability)  # before the cells import it
+    cells = notebook_cells("full")
+    assert cells.cfg.batch_size == 16
+    steps = [cells.pipeline.dag.get_step(name)["step"] for name in cells.pipeline.dag]
+    llms = [step.llm for step in steps if hasattr(step, "llm")]
+    assert len(llms) == 4  # generator, two closed-book candidates, judge
     for llm in llms:
         assert isinstance(llm, BatchedTransformersLLM)
         assert llm.torch_dtype == dtype and llm.pipeline_batch_size == batch
@@ -87,11 +81,15 @@ def test_a_batch_of_rows_reaches_the_model_in_one_generate_call(tiny_qwen2, monk
     monkeypatch.setattr(Qwen2ForCausalLM, "generate", recording_generate)
     rows = [{"title": f"Artículo {i}", "content": "Texto de prueba. " * (i + 1)} for i in range(4)]  # unequal lengths
 
+    cells = notebook_cells("full")
+
     def generate(batch_size: int) -> list[str]:
+        cells.cfg = dataclasses.replace(cells.cfg, batch_size=batch_size)  # what make_llm reads
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            llm = make_llm(str(tiny_qwen2), max_new_tokens=6, temperature=0.0, batch_size=batch_size)
-            out = run_task(GroundedInstruction(name="g", llm=llm), rows, batch_size=len(rows))
+            task = cells.GroundedInstruction(name="g", llm=cells.make_llm(str(tiny_qwen2), 6, 0.0))
+            task.load()
+            out = next(task.process([dict(row) for row in rows]))
         return [row["distilabel_metadata"]["raw_output_g"] for row in out]
 
     batched = generate(batch_size=4)
@@ -102,9 +100,9 @@ def test_a_batch_of_rows_reaches_the_model_in_one_generate_call(tiny_qwen2, monk
     assert batched == one_by_one  # left padding: batching does not change greedy output
 
 
-def test_batched_llm_reaches_the_pipeline_batch_size(tiny_qwen2):
-    llm = make_llm(str(tiny_qwen2), max_new_tokens=4, temperature=0.0, batch_size=16,
-                   precision=Precision("float32", FP32_GPU_MAX_BATCH, "prueba"))  # fmt: skip
+def test_batched_llm_reaches_the_pipeline_batch_size(tiny_qwen2, monkeypatch):
+    monkeypatch.setattr(generation_llms, "cuda_capability", lambda: (7, 5))  # a T4: float32, 4 rows at a time
+    llm = notebook_cells("full").make_llm(str(tiny_qwen2), 4, 0.0)
     llm.load()
     try:
         assert llm._pipeline._batch_size == FP32_GPU_MAX_BATCH

@@ -1,18 +1,19 @@
-"""The Genstruct-style task: prompt rendering, robust parsing, malformed replies counted."""
+"""The Genstruct-style task: prompt rendering, robust parsing, malformed replies counted.
+
+``GroundedInstruction`` and its template are notebook 02's own cells (section 3), run by
+:func:`nb02_fixtures.notebook_cells`; the parser and the grammar are in ``utils``.
+"""
 
 from __future__ import annotations
 
 import pytest
-from nb02_fixtures import llm_endpoint  # noqa: F401 (fixture)
+from nb02_fixtures import llm_endpoint, notebook_cells  # noqa: F401 (fixture)
 from scripted_llm import ScriptedLLM
 
-from utils.sft_dpo.grounded_instructions import (
-    GROUNDED_GRAMMAR,
-    GROUNDED_TEMPLATE,
-    GroundedInstruction,
-    conversation,
-    parse_grounded_output,
-)
+from utils.sft_dpo.grounded_instructions import GROUNDED_GRAMMAR, parse_grounded_output
+
+CELLS = notebook_cells("mini")
+GroundedInstruction, GROUNDED_TEMPLATE = CELLS.GroundedInstruction, CELLS.TEMPLATE
 
 ROW = {"title": "  Alhambra ", "content": "La Alhambra está en Granada.\n", "article_id": "a1"}
 GOOD = "[[[Usuario]]] ¿Dónde está la Alhambra?\n[[[Asistente]]] La Alhambra está en Granada."
@@ -63,8 +64,10 @@ def test_malformed_replies_are_rows_with_parse_error_not_crashes():
     task.load()
     rows = next(task.process([dict(ROW, article_id=str(i)) for i in range(4)]))
     assert [r["parse_error"] for r in rows] == [None, "no_format", "no_output", "truncated"]
-    assert rows[0]["conversation"] == conversation("¿Dónde está la Alhambra?", "La Alhambra está en Granada.")
-    assert rows[0]["conversation"][0] == {"role": "user", "content": "¿Dónde está la Alhambra?"}
+    assert rows[0]["conversation"] == [
+        {"role": "user", "content": "¿Dónde está la Alhambra?"},
+        {"role": "assistant", "content": "La Alhambra está en Granada."},
+    ]
     assert all(r["conversation"] is None for r in rows[1:])
     assert [r["article_id"] for r in rows] == ["0", "1", "2", "3"]  # input columns pass through
 

@@ -46,8 +46,10 @@ from utils.services.cli import SpanishArgumentParser
 HOST = "127.0.0.1"
 DEFAULT_PORT = 6390
 PORT_ENV = "COURSE_RAY_PORT"
-#: How many consecutive ports one cluster uses, from ``COURSE_RAY_PORT`` on.
-PORT_SPAN = 20
+#: How many consecutive ports one cluster uses, from ``COURSE_RAY_PORT`` on: 8 for Ray's own
+#: services, the rest for worker processes. A distilabel RayPipeline needs one worker per step
+#: and per queue (~20 for notebook 02's 8 steps); with fewer free ports it waits forever.
+PORT_SPAN = 60
 #: Set for ``ray start`` and the driver so that Ray keeps 127.0.0.1 (measured with Ray 2.60).
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 #: The raylet gives its agents 15 s to start by default: too little on a busy 2-core machine

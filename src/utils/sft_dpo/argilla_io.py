@@ -7,11 +7,13 @@ Where the server is:
 * otherwise, in the mini profile, the course's local server (:mod:`utils.services.argilla_server`),
   started if needed.
 
-Two datasets per run, ``<prefix>-sft`` and ``<prefix>-dpo``.  Record ids are derived from
-the source article (``sft-<article id>``), so pushing again updates records instead of
-duplicating them.  :func:`pull_reviews` reads the reviewers' responses back and
-:func:`final_sft` / :func:`final_dpo` build the training sets from them, honouring
-corrections and discards.
+Notebook 02, section 6, writes the Argilla calls in its cells (``rg.Settings``,
+``rg.Dataset(...).create()``, ``rg.Record`` with suggestions, metadata and vectors,
+``dataset.records.log``).  This module keeps the rest: where the server is and the
+Spanish errors, deterministic record ids (``sft-<article id>``, so pushing again updates
+instead of duplicating), the simulated review's submission, and :func:`pull_reviews`,
+which reads the stored responses back (discards and ranks included) for
+:func:`final_sft` / :func:`final_dpo`, honouring corrections and discards.
 """
 
 from __future__ import annotations
@@ -27,13 +29,10 @@ from utils.core.errors import CourseError
 from utils.core.secrets import get_secret, mask_credentials
 from utils.core.settings import CourseSettings, get_settings
 from utils.sft_dpo.simulated_review import Review
-from utils.sft_dpo.text_embeddings import DIMENSIONS
 
 README_SECTION = "Argilla"
 URL_ENV = "ARGILLA_API_URL"
 KEY_ENV = "ARGILLA_API_KEY"
-VECTOR = "instruccion_vec"
-SFT_QUESTIONS = ("calidad", "usa_contexto", "respuesta_corregida")
 GUIDELINES = """\
 Revisa datos de entrenamiento generados por un LLM a partir de artículos de Wikipedia.
 
@@ -138,86 +137,18 @@ def connection_advice(target: ArgillaTarget, exc: BaseException) -> str:
     )
 
 
-# --------------------------------------------------------------------------- dataset settings
-
-
-def _common_fields(rg) -> list:
-    return [
-        rg.TextField(name="titulo", title="Artículo", use_markdown=False),
-        rg.TextField(name="contexto", title="Contexto (lo que vio el generador)", use_markdown=False),
-    ]
-
-
-def _correction_question(rg, title: str):
-    return rg.TextQuestion(name="respuesta_corregida", title=title, required=False, use_markdown=False)
-
-
-def _instruction_vector(rg) -> list:
-    return [rg.VectorField(name=VECTOR, title="Instrucción (USE multilingüe)", dimensions=DIMENSIONS)]
-
-
-def sft_settings():
-    """Fields, questions, metadata and vector of the SFT review dataset."""
-    import argilla as rg
-
-    return rg.Settings(
-        guidelines=GUIDELINES,
-        fields=[*_common_fields(rg), rg.ChatField(name="conversacion", title="Conversación generada")],
-        questions=[
-            rg.RatingQuestion(name="calidad", title="¿Qué calidad tiene la respuesta? (1–5)", values=[1, 2, 3, 4, 5]),
-            rg.LabelQuestion(name="usa_contexto", title="¿Usa el contexto?", labels={"si": "Sí", "no": "No"}),
-            _correction_question(rg, "Respuesta corregida (vacío si está bien)"),
-        ],
-        metadata=[
-            rg.IntegerMetadataProperty(name="chars_instruccion", title="Caracteres de la instrucción"),
-            rg.IntegerMetadataProperty(name="chars_respuesta", title="Caracteres de la respuesta"),
-            rg.FloatMetadataProperty(name="nota_juez", title="Nota del juez (1–5)"),
-            rg.FloatMetadataProperty(name="solapamiento", title="Palabras de la respuesta presentes en el artículo"),
-        ],
-        vectors=_instruction_vector(rg),
-    )
-
-
-def dpo_settings(candidates: int):
-    """Fields, questions, metadata and vector of the DPO review dataset."""
-    import argilla as rg
-
-    names = {f"respuesta_{i}": f"Respuesta {i}" for i in range(1, candidates + 1)}
-    return rg.Settings(
-        guidelines=GUIDELINES,
-        fields=[
-            *_common_fields(rg),
-            rg.TextField(name="instruccion", title="Instrucción", use_markdown=False),
-            *[rg.TextField(name=name, title=title, use_markdown=False) for name, title in names.items()],
-        ],
-        questions=[
-            rg.RankingQuestion(name="ranking", title="Ordena las respuestas de mejor a peor", values=names),
-            _correction_question(rg, "Mejor respuesta corregida (vacío si está bien)"),
-        ],
-        metadata=[
-            rg.FloatMetadataProperty(name="nota_max", title="Nota más alta del juez"),
-            rg.FloatMetadataProperty(name="margen_juez", title="Diferencia entre la mejor y la peor nota"),
-        ],
-        vectors=_instruction_vector(rg),
-    )
-
-
-def ensure_dataset(client, name: str, workspace: str, settings):
-    """The dataset ``name`` in ``workspace``, created with ``settings`` if it does not exist.
+def existing_dataset(client, name: str, workspace: str, settings):
+    """The dataset ``name`` in ``workspace`` if it exists (``None`` otherwise), checked against ``settings``.
 
     Raises:
-        ArgillaConfigError: when a dataset with that name exists with other fields or
-            questions (e.g. from another version of the notebook).
+        ArgillaConfigError: when it exists with other fields or questions (e.g. from another
+            version of the notebook): how to delete it or pick another name.
     """
-    import argilla as rg
-
-    if client.workspaces(workspace) is None:
-        rg.Workspace(name=workspace, client=client).create()
     with warnings.catch_warnings():  # "dataset not found" is expected the first time
         warnings.simplefilter("ignore", UserWarning)
         dataset = client.datasets(name=name, workspace=workspace)
     if dataset is None:
-        return rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create()
+        return None
     want = ({f.name for f in settings.fields}, {q.name for q in settings.questions})
     have = ({f.name for f in dataset.settings.fields}, {q.name for q in dataset.settings.questions})
     if want != have:
@@ -241,82 +172,6 @@ def record_id(kind: str, article_id: str) -> str:
 def agent_name(text: str) -> str:
     """A suggestion agent name Argilla accepts (ASCII letters, digits, ``-_:./`` and spaces)."""
     return re.sub(r"[^A-Za-z0-9_:./\s-]+", "-", text).strip("-") or "agent"
-
-
-def sft_record(
-    row: dict[str, Any],
-    vector: Sequence[float],
-    judge_rating: int | None,
-    grounding: float,
-    judge: str = "ultrafeedback",
-):
-    """An SFT record from a generated row (``article_id``, ``title``, ``content``, ``conversation``).
-
-    Suggestions: the judge's rating of this answer (``calidad``) and a lexical-overlap
-    guess for ``usa_contexto`` (``grounding`` = share of answer words found in the article).
-    """
-    import argilla as rg
-
-    suggestions = [rg.Suggestion("usa_contexto", "si" if grounding >= 0.5 else "no", agent="solapamiento-lexico")]
-    if judge_rating is not None:
-        suggestions.append(rg.Suggestion("calidad", int(judge_rating), agent=agent_name(judge)))
-    return rg.Record(
-        id=record_id("sft", row["article_id"]),
-        fields={"titulo": row["title"], "contexto": row["content"], "conversacion": row["conversation"]},
-        metadata={
-            "chars_instruccion": len(row["instruction"]),
-            "chars_respuesta": len(row["response"]),
-            "nota_juez": float(judge_rating) if judge_rating is not None else None,
-            "solapamiento": round(grounding, 3),
-        },
-        vectors={VECTOR: [float(x) for x in vector]},
-        suggestions=suggestions,
-    )
-
-
-def judge_ranking(ratings: Sequence[int | None]) -> list[str] | None:
-    """The judge's ratings as a ranking suggestion: ``respuesta_i`` names, best first.
-
-    Suggestions carry an order only (ties keep the candidates' order); ``None`` when a
-    rating is missing.
-    """
-    if not ratings or any(r is None for r in ratings):
-        return None
-    return [f"respuesta_{i + 1}" for i in sorted(range(len(ratings)), key=lambda i: -ratings[i])]
-
-
-def dpo_record(row: dict[str, Any], vector: Sequence[float], judge: str = "ultrafeedback"):
-    """A DPO record from a judged row (``generations``, ``ratings``, ``rationales``…)."""
-    import argilla as rg
-
-    ratings = row.get("ratings") or [None] * len(row["generations"])
-    fields = {"titulo": row["title"], "contexto": row["content"], "instruccion": row["instruction"]}
-    fields |= {f"respuesta_{i}": text for i, text in enumerate(row["generations"], 1)}
-    ranking = judge_ranking(ratings)
-    known = [r for r in ratings if r is not None]
-    return rg.Record(
-        id=record_id("dpo", row["article_id"]),
-        fields=fields,
-        metadata={
-            "nota_max": float(max(known)) if known else None,
-            "margen_juez": float(max(known) - min(known)) if known else None,
-        },
-        vectors={VECTOR: [float(x) for x in vector]},
-        suggestions=[rg.Suggestion("ranking", ranking, agent=agent_name(judge))] if ranking else [],
-    )
-
-
-def push(dataset, records: list) -> int:
-    """Add or update ``records`` (upsert by id); return how many records the dataset holds."""
-    if records:
-        with _quiet_responses():  # re-push: the server sends back earlier reviews too
-            _log(dataset, records)
-    return count_records(dataset)
-
-
-def _log(dataset, records: list) -> None:
-    """Upsert ``records`` in batches the server accepts (no "batch size normalized" notice)."""
-    dataset.records.log(records, batch_size=min(len(records), 100))
 
 
 def count_records(dataset) -> int:
@@ -354,7 +209,7 @@ def submit_reviews(dataset, reviews: dict[str, Review], user_id) -> int:
                 record.responses.add(rg.Response(question, value, user_id=user_id, status=review.status))
             updated.append(record)
         if updated:
-            _log(dataset, updated)
+            dataset.records.log(updated, batch_size=min(len(updated), 100))
     return len(updated)
 
 
@@ -488,15 +343,3 @@ def judge_agreement(judged: Sequence[dict[str, Any]], pulled: Sequence[PulledRec
     if not pairs:
         return 0, None
     return len(pairs), sum(a == b for a, b in pairs) / len(pairs)
-
-
-def find_similar(dataset, vector: Sequence[float], limit: int = 3) -> list[tuple[str, float]]:
-    """Record ids most similar to ``vector`` (needs a search engine with vector search)."""
-    import argilla as rg
-
-    query = rg.Query(similar=rg.Similar(name=VECTOR, value=[float(x) for x in vector]))
-    found = []
-    for item in dataset.records(query=query, limit=limit, with_suggestions=False, with_responses=False):
-        record, score = item if isinstance(item, tuple) else (item, float("nan"))
-        found.append((record.id, float(score)))
-    return found

@@ -1,11 +1,9 @@
-"""The distilabel LLMs of notebook 02, for both profiles, from one call.
+"""What notebook 02's LLMs need besides the lesson: precision, batching, grammars, cache state.
 
-* mini — ``local:`` model ids: the course's llama.cpp server (SmolLM2-135M-Instruct)
-  through distilabel's OpenAI-compatible class :class:`~distilabel.models.OpenAILLM`.
-  ``LLM_BASE_URL`` points it at any other OpenAI-compatible server instead (LM Studio,
-  Ollama, vLLM…), see :mod:`utils.services.llm_client`.
-* full — Hub model ids: :class:`BatchedTransformersLLM` (distilabel's
-  :class:`~distilabel.models.TransformersLLM`, batching) on the Colab GPU.
+Notebook 02, section 3, builds its distilabel LLMs in a cell (``make_llm``): in mini
+distilabel's :class:`~distilabel.models.OpenAILLM` on the course's llama.cpp server (or any
+OpenAI-compatible server, ``LLM_BASE_URL``); in full :class:`BatchedTransformersLLM`
+(distilabel's :class:`~distilabel.models.TransformersLLM`, batching) on the Colab GPU.
 
 Precision of the full models (:func:`choose_precision`): Qwen2/Qwen2.5 were trained in
 bfloat16 and overflow in float16 — their output turns into NaN or ``!!!!`` (public reports:
@@ -14,9 +12,6 @@ advise bfloat16, or float32 where the GPU has no bfloat16).  So bfloat16 on GPUs
 compute it (compute capability ≥ 8.0: A100, L4, H100), float32 on older ones (T4 = 7.5,
 V100 = 7.0) and on the CPU.  float32 doubles the weights (the 3B judge: 3.09 B × 4 B ≈
 12.4 GB of a T4's 15 GB), so there fewer rows go through the model at once.
-
-Only the course's own llama.cpp server gets a GBNF grammar (``extra_body={"grammar": …}``)
-that forces the output format; other servers and models get the same prompt without it.
 """
 
 from __future__ import annotations
@@ -25,14 +20,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from utils.core.assets import is_local
-from utils.core.settings import CourseSettings
-from utils.services.llm_client import resolve_endpoint
-
 with warnings.catch_warnings():  # pydantic warns about distilabel's own field definitions
     warnings.simplefilter("ignore")
-    from distilabel.models import OpenAILLM, TransformersLLM
-    from distilabel.models.llms.base import LLM
+    from distilabel.models import TransformersLLM
 
 #: Rows per forward pass in float32 on a GPU without bfloat16 (T4).  The 3B judge in fp32
 #: takes ~11.5 GiB of the T4's 14.7 GiB; each row of its ~1,600-token prompt+answer holds
@@ -103,59 +93,6 @@ class BatchedTransformersLLM(TransformersLLM):
         self._pipeline._batch_size = self.pipeline_batch_size
 
 
-def make_llm(
-    model_id: str,
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    grammar: str | None = None,
-    seed: int | None = None,
-    settings: CourseSettings | None = None,
-    batch_size: int = 1,
-    precision: Precision | None = None,
-) -> LLM:
-    """A distilabel LLM for ``model_id`` (not loaded yet: ``task.load()`` does that).
-
-    Args:
-        model_id: ``local:…`` (mini: the local OpenAI-compatible server) or a Hub id (full).
-        max_new_tokens / temperature: generation budget and randomness.
-        grammar: GBNF grammar; only sent to the course's llama.cpp server.
-        seed: sampling seed (llama.cpp server), so reruns give the same text.
-        batch_size: rows the stage hands over at once; a Hub model runs them in one forward
-            pass (capped by ``precision``).  The llama.cpp server batches on its own.
-        precision: dtype and batch cap of a Hub model; by default chosen for this machine's
-            GPU (:func:`choose_precision`).
-    """
-    if is_local(model_id):
-        endpoint = resolve_endpoint(settings)
-        extra: dict[str, Any] = {}
-        if endpoint.is_course_server:
-            extra = {k: v for k, v in (("grammar", grammar), ("seed", seed)) if v is not None}
-        generation: dict[str, Any] = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-        if extra:
-            generation["extra_body"] = extra
-        return OpenAILLM(
-            model=endpoint.model,
-            base_url=endpoint.base_url,
-            api_key=endpoint.api_key,
-            timeout=300,
-            max_retries=2,
-            generation_kwargs=generation,
-        )
-    precision = precision or choose_precision(cuda_capability())
-    return BatchedTransformersLLM(
-        model=model_id,
-        device_map="auto",
-        torch_dtype=precision.dtype,
-        pipeline_batch_size=precision.batch(batch_size),
-        generation_kwargs={
-            "max_new_tokens": max_new_tokens,
-            "temperature": max(temperature, 0.01),
-            "do_sample": temperature > 0,
-        },
-    )
-
-
 def ultrafeedback_grammar(n_texts: int) -> str:
     """GBNF grammar for UltraFeedback's text format, with exactly ``n_texts`` sections.
 
@@ -172,3 +109,13 @@ def ultrafeedback_grammar(n_texts: int) -> str:
     ]
     rules.append(r"rationale ::= [^\n\[\]]{10,120}")
     return "\n".join(rules) + "\n"
+
+
+def ran_from_cache(pipeline: Any) -> bool:
+    """Whether the last ``pipeline.run(use_cache=True)`` only read a finished run back from the cache.
+
+    distilabel 1.5.3 returns the cached ``Distiset`` before it sets up the buffer that writes
+    new batches, so a pipeline that generated anything has one.  The notebook records a wall
+    time only for a run that generated (a cache read is not a measurement).
+    """
+    return getattr(pipeline, "_write_buffer", None) is None

@@ -1,11 +1,9 @@
-"""SFT data from documents: a Genstruct-style distilabel task, in Spanish (notebook 02).
+"""Parsing and output grammars of notebook 02's Genstruct-style task.
 
-`Genstruct <https://huggingface.co/NousResearch/Genstruct-7B>`_ turns a raw document (title
-+ content) into an instruction a user could ask about it and an answer grounded in it.
-:class:`GroundedInstruction` does the same with any chat model and a Spanish Jinja2
-template (:data:`GROUNDED_TEMPLATE`), and parses the reply robustly: a malformed reply
-does not crash the run, it gets ``instruction=None`` and a ``parse_error`` that says why,
-so the notebook can count and drop it.
+The task itself (``GroundedInstruction``: a Spanish Jinja2 template, ``format_input`` and
+``format_output``) is written in notebook 02, section 3.  This module holds what it calls:
+:func:`parse_grounded_output` reads a reply robustly (a malformed reply does not crash the
+run, it gets a ``parse_error`` that says why, so the notebook can count and drop it).
 
 A small model rarely follows an output format on its own.  The course's llama.cpp server
 can *force* one with a GBNF grammar (:data:`GROUNDED_GRAMMAR`); large models follow the
@@ -15,28 +13,7 @@ format from the prompt alone, and the parser is the same either way.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
-from typing import Any
-
-from jinja2 import Template
-from pydantic import PrivateAttr
-
-with warnings.catch_warnings():  # pydantic warns about distilabel's own field definitions
-    warnings.simplefilter("ignore")
-    from distilabel.steps.tasks import Task
-
-#: The prompt.  Genstruct's layout ([[[Title]]], [[[Content]]], [[[User]]]…) in Spanish.
-GROUNDED_TEMPLATE = """\
-[[[Título]]] {{ title | trim }}
-[[[Contenido]]] {{ content | trim }}
-
-Lo que sigue es una conversación en español entre un usuario y un asistente de IA sobre el texto anterior.
-El usuario hace una pregunta concreta que se puede responder con el texto.
-El asistente responde en español, en una o dos frases completas, usando solo la información del texto.
-Escribe la conversación con este formato exacto:
-[[[Usuario]]] <pregunta del usuario>
-[[[Asistente]]] <respuesta del asistente>"""
 
 _ANSWER_RULE = r"answer ::= [^\n\[\]<>]{8,200} [.!]"
 #: GBNF grammar (llama.cpp) that forces the format above: one question, one answer.
@@ -98,47 +75,3 @@ def parse_grounded_output(text: str | None) -> ParsedTurn:
     if assistant.casefold() == user.casefold():
         return ParsedTurn(None, None, "echo")
     return ParsedTurn(user, assistant)
-
-
-def conversation(instruction: str, response: str) -> list[dict[str, str]]:
-    """The chat format SFT trainers expect: ``[{"role": "user", …}, {"role": "assistant", …}]``."""
-    return [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
-
-
-class GroundedInstruction(Task):
-    """Title + content → a user instruction and an answer grounded in the content.
-
-    Input columns: ``title``, ``content``.  Output columns: ``instruction``, ``response``,
-    ``conversation`` (``[{"role", "content"}]``), ``parse_error`` (``None`` when the reply
-    parsed) and ``model_name``.
-    """
-
-    template: str = GROUNDED_TEMPLATE
-    _template: Template | None = PrivateAttr(default=None)
-
-    def load(self) -> None:
-        super().load()
-        self._template = Template(self.template)
-
-    @property
-    def inputs(self) -> list[str]:
-        return ["title", "content"]
-
-    @property
-    def outputs(self) -> list[str]:
-        return ["instruction", "response", "conversation", "parse_error", "model_name"]
-
-    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
-        if self._template is None:  # used before load(): render anyway
-            self._template = Template(self.template)
-        prompt = self._template.render(title=input["title"], content=input["content"])
-        return [{"role": "user", "content": prompt}]
-
-    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
-        parsed = parse_grounded_output(output)
-        return {
-            "instruction": parsed.instruction,
-            "response": parsed.response,
-            "conversation": conversation(parsed.instruction, parsed.response) if parsed.ok else None,
-            "parse_error": parsed.error,
-        }

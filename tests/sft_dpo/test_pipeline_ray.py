@@ -1,0 +1,137 @@
+"""Notebook 02's distilabel ``Pipeline`` on a local Ray cluster (issue 13, item 2).
+
+The pipeline is the notebook's own (its ``definitions`` cells, :func:`nb02_fixtures.notebook_cells`),
+with the mini profile's real llama.cpp server behind every LLM step.  On the course's local
+Ray head (:mod:`utils.services.ray_cluster`: 127.0.0.1, ``COURSE_RAY_PORT``, never Redis's 6379):
+
+* ``pipeline.ray().run()`` gives the same rows per leaf as ``pipeline.run()``;
+* a step actor SIGKILLed mid-run, which leaves distilabel 1.5.3's ``RayPipeline`` waiting
+  forever, makes :func:`run_with_watchdog` fail within seconds with a Spanish message that
+  names the step and what to relaunch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from nb02_fixtures import llm_endpoint, notebook_cells  # noqa: F401 - fixture
+
+from utils.sft_dpo.ray_watchdog import PipelineStalledError, pipeline_actors, run_with_watchdog
+from utils.sft_dpo.wiki_corpus import clean_articles, excerpt, load_source
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def _rows(n: int) -> list[dict]:
+    from utils.core.settings import get_settings
+
+    cfg = get_settings("mini").sft_dpo
+    articles = clean_articles(load_source(cfg.wikipedia_dataset, cfg.wikipedia_config, cfg.scan_limit),
+                              min_chars=cfg.min_chars, max_chars=cfg.max_chars)  # fmt: skip
+    return [
+        {"article_id": a.id, "title": a.title, "content": excerpt(a.text, 400)} for a, _ in zip(articles, range(n))
+    ]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(monkeypatch_module):
+    """The course's local Ray head (127.0.0.1, ``COURSE_RAY_PORT``), stopped by pid afterwards."""
+    import ray
+
+    from utils.services import ray_cluster as cluster
+
+    # Each step of the pipeline is an actor, and so is each of its queues: the course's port range
+    # (PORT_SPAN) leaves enough worker ports for them.
+    assert cluster.PORT_SPAN >= 40
+
+    was_running = cluster.status().running
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded 2-core machine can miss that
+        try:
+            # Every distilabel step is an actor that Ray schedules on 1 logical CPU: with 2 (this machine's
+            # cores) only 2 of the pipeline's 8 steps load and RayPipeline waits forever.  The steps wait
+            # on the LLM server, so 16 logical CPUs on 2 cores is what they need.
+            address = cluster.start(num_cpus=16).address
+            break
+        except cluster.RayClusterError:
+            if attempt == 2:
+                raise
+    try:
+        cluster.connect(address, logging_level="ERROR")
+        yield address
+    finally:
+        ray.shutdown()
+        if not was_running:
+            cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture
+def cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))  # the pipeline's distilabel cache
+    monkeypatch.setenv("DISTILABEL_LOG_LEVEL", "WARNING")
+
+    def build(rows, **overrides):
+        module = notebook_cells(inputs=rows, module=f"nb02_cells_{len(rows)}_{time.monotonic_ns()}")
+        for key, value in overrides.items():
+            for step_name in module.pipeline.dag:
+                step = module.pipeline.dag.get_step(step_name)["step"]
+                if hasattr(step, key):
+                    setattr(step, key, value)
+        return module
+
+    return build
+
+
+def _counts(distiset) -> dict[str, int]:
+    return {name: len(distiset[name]["train"]) for name in distiset}
+
+
+def test_pipeline_ray_gives_the_rows_pipeline_run_gives(llm_endpoint, ray_cluster, cells):
+    rows = _rows(2)
+    local = _counts(cells(rows).pipeline.run(use_cache=False))
+    on_ray = _counts(run_with_watchdog(cells(rows).pipeline.ray(), timeout_s=600, use_cache=False))
+    assert local["sft"] == len(rows)  # every article gives one SFT row (parsed or not)
+    assert on_ray == local
+
+
+def test_a_killed_step_actor_fails_clearly_instead_of_hanging(llm_endpoint, ray_cluster, cells):
+    module = cells(_rows(3), input_batch_size=1)  # one row per batch: the judge is still busy when killed
+    pipeline = module.pipeline.ray()
+    killed = {}
+
+    def kill_the_judge_mid_run():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for actor in pipeline_actors(pipeline.name, since=started):
+                if actor["name"] == "juez-0" and actor["state"] == "ALIVE" and actor["pid"]:
+                    time.sleep(2)  # loaded and working on its first batches
+                    os.kill(actor["pid"], signal.SIGKILL)
+                    killed["at"] = time.monotonic()
+                    return
+            time.sleep(0.5)
+
+    started = time.time()
+    threading.Thread(target=kill_the_judge_mid_run, daemon=True).start()
+    with pytest.raises(PipelineStalledError) as info:
+        run_with_watchdog(pipeline, timeout_s=600, poll_s=1.0, use_cache=False)
+    assert killed, "the judge's actor never came up"
+    assert time.monotonic() - killed["at"] < 60  # detected, not the 600 s timeout
+    message = str(info.value)
+    assert "el paso «juez» (réplica 0)" in message and "WORKER_DIED" in message
+    assert "Relanza `pipeline.ray().run(use_cache=True)`" in message
+
+
+def test_the_timeout_stops_a_run_that_takes_too_long(llm_endpoint, ray_cluster, cells):
+    started = time.monotonic()
+    with pytest.raises(PipelineStalledError, match="no ha terminado en 5 s"):
+        run_with_watchdog(cells(_rows(2)).pipeline.ray(), timeout_s=5, use_cache=False)
+    assert time.monotonic() - started < 120
