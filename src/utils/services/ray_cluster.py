@@ -50,8 +50,11 @@ PORT_ENV = "COURSE_RAY_PORT"
 #: services, the rest for worker processes. A distilabel RayPipeline needs one worker per step
 #: and per queue (~20 for notebook 02's 8 steps); with fewer free ports it waits forever.
 PORT_SPAN = 60
-#: Set for ``ray start`` and the driver so that Ray keeps 127.0.0.1 (measured with Ray 2.60).
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+#: Set for ``ray start`` and the driver so that Ray keeps 127.0.0.1 (measured with Ray 2.60). Token
+#: authentication off on both sides: Ray 2.60 turns it on for a head once ``~/.ray/auth_token`` exists
+#: while a driver stays off, and then cannot join («InvalidAuthToken»); the cluster listens on
+#: 127.0.0.1 only.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 #: The raylet gives its agents 15 s to start by default: too little on a busy 2-core machine
 #: (measured: the dashboard agent took 15-20 s to import with a load average of 13).
 _SLOW_MACHINE_ENV = {"RAY_agent_register_timeout_ms": "120000", "RAY_raylet_start_wait_time_s": "120"}
