@@ -25,16 +25,30 @@ $(STAMP): requirements.txt pyproject.toml scripts/setup
 course: setup
 	COURSE_PROFILE=mini scripts/with_services $(PY) scripts/run_course.py
 
+# Where the time went: the 40 slowest tests on screen, and wall + CPU seconds of every test and
+# notebook cell in build/test-times*.tsv (CPU does not follow the machine's load; tests/conftest.py).
+# The Colab check (COLAB_CHECK) mostly waits on PyPI (pip resolves each install cell: minutes of
+# wall time for seconds of CPU), so it runs beside the main suite instead of before it; its
+# output is shown at the end and its failure fails `make test`.
+COLAB_CHECK := tests/course_tools/test_colab_env.py
 test: setup lint
-	COURSE_PROFILE=mini scripts/with_services $(PY) -m pytest tests notebooks \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
-	$(MAKE) rehearse
+	@mkdir -p build
+	@COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times-colab.tsv $(PY) -m pytest $(COLAB_CHECK) \
+		-p no:cacheprovider --durations=5 > build/test-colab-check.log 2>&1 & colab=$$!; \
+	COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times.tsv scripts/with_services $(PY) -m pytest tests notebooks \
+		--ignore=$(COLAB_CHECK) --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=40 $(PYTEST_ARGS); \
+	status=$$?; wait $$colab; colab_status=$$?; \
+	echo "=== $(COLAB_CHECK) (run beside the suite; log: build/test-colab-check.log)"; \
+	tail -n 25 build/test-colab-check.log; \
+	test $$status -eq 0 && test $$colab_status -eq 0
+	$(MAKE) rehearse REHEARSE_ARGS="--pytest-args=--durations=10"
 
 # Full profile on CPU against stand-ins served by a local Hub (README: «Ensayo del perfil full»).
 # REHEARSE=03 runs one notebook; the services use the usual COURSE_*_PORT variables.
 REHEARSE ?=
+REHEARSE_ARGS ?=
 rehearse: setup
-	$(PY) -m rehearsal run $(REHEARSE)
+	$(PY) -m rehearsal run $(REHEARSE) $(REHEARSE_ARGS)
 
 # ruff's lint and format checks over src, notebooks, tests, scripts and benchmarks (pyproject.toml).
 lint: setup

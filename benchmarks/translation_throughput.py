@@ -27,14 +27,26 @@
   converted once to int8, :mod:`utils.translate.ct2_backend`), on the same number of
   threads, generating the same number of tokens per sentence.
 
+* Ray scaling (``--ray-workers 1,2``; ``--ray-workers 0`` skips it): the engine on
+  CTranslate2 again, one thread per worker, first in this process (the baseline), then on
+  a local Ray cluster (:mod:`utils.services.ray_cluster`, ``COURSE_RAY_PORT``) with 1 and
+  with 2 actors (one model each, :class:`utils.translate.ray_runner.RayWorkers`), on all
+  rows in chunks of ``--ray-chunk-size``.  ``ray_overhead`` is how much slower 1 actor is
+  than the same work in this process; ``ray_scaling`` is 2 actors' rate over 1 actor's.
+  The cluster's start and the actors' model loading are timed apart (``ray_cluster_start_s``,
+  ``ray_actors_start_s_*``): they are paid once per job, not per row.
+
 Prints the machine load, sentences per second for each side and, last, ``key=value``
 lines: the rates, the load average before and after, and ``speedup=<x>``: the engine's
 best backend vs the fastest naive loop measured (``--dtype float32`` forces float32).
+On a machine shared with other programs every rate is lower than idle and 2 workers
+cannot scale to 2x: read ``load_before``/``load_after`` with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -57,6 +69,63 @@ def _engine_run(backend, input_path: str) -> tuple[float, dict]:
         return engine_rate(backend, input_path, Path(out) / "run")
 
 
+def _timed_run(input_path: str, backend, workers, chunk_size: int) -> tuple[float, dict]:
+    """Sentences per second of one engine run (fresh folder), in this process or on Ray ``workers``."""
+    import time
+
+    from utils.translate.engine import run_translation
+
+    with tempfile.TemporaryDirectory() as out:
+        began = time.perf_counter()
+        report = run_translation(
+            input_path, Path(out) / "run", backend, chunk_size=chunk_size, progress=False, workers=workers
+        )
+        return report["segments"] / (time.perf_counter() - began), report
+
+
+def ray_scaling(factory, input_path: str, counts: list[int], chunk_size: int, project_rows: int) -> dict[str, str]:
+    """The engine on CTranslate2 in this process, then on a local Ray cluster with each count of actors.
+
+    Also projects the hours ``project_rows`` rows would take at each measured rate, with this
+    input's sentences per row (``projection_…``): arithmetic on the measurement, not a run.
+    """
+    import time
+
+    from utils.services import ray_cluster
+    from utils.translate.ray_runner import RayWorkers
+
+    baseline, report = _timed_run(input_path, factory(), None, chunk_size)
+    print(f"engine in this process, 1 thread: {report['segments']} sentences -> {baseline:.2f} segments/s")
+    results = {
+        "ray_chunks": str(report["chunks_total"]),
+        "sentences_per_row": f"{report['segments'] / report['rows_in']:.2f}",
+        "ray_baseline_1proc": f"{baseline:.2f}",
+    }
+    began = time.perf_counter()
+    with ray_cluster.cluster("local", num_cpus=max(counts)) as address:
+        results["ray_cluster_start_s"] = f"{time.perf_counter() - began:.1f}"
+        rates = {}
+        for count in counts:
+            began = time.perf_counter()
+            with RayWorkers(address, factory, workers=count) as workers:
+                results[f"ray_actors_start_s_{count}"] = f"{time.perf_counter() - began:.1f}"
+                rates[count], report = _timed_run(input_path, None, workers, chunk_size)
+            print(
+                f"engine on Ray, {count} actor(s) x 1 thread: {report['segments']} sentences in "
+                f"{report['chunks_total']} chunks -> {rates[count]:.2f} segments/s"
+            )
+            results[f"ray_workers_{count}"] = f"{rates[count]:.2f}"
+            results[f"ray_per_worker_{count}"] = f"{rates[count] / count:.2f}"
+    if 1 in rates:
+        results["ray_overhead"] = f"{1 - rates[1] / baseline:.1%}"
+        if len(rates) > 1:
+            results["ray_scaling"] = f"{rates[max(rates)] / rates[1]:.2f}"
+    per_row = report["segments"] / report["rows_in"]
+    for count, rate in rates.items():  # a projection, not a measurement: rows x sentences/row / rate
+        results[f"projection_{project_rows}_rows_h_{count}w"] = f"{project_rows * per_row / rate / 3600:.1f}"
+    return results
+
+
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=str(ROOT / "data" / "llava_instruct_mini.json"))
@@ -71,6 +140,16 @@ def main(argv: list[str] | None = None) -> float:
         help="the engine's precision (auto: what the engine picks on this CPU)",
     )
     parser.add_argument("--quantization", default="int8", help="CTranslate2 precision (default int8)")
+    parser.add_argument(
+        "--ray-workers", default="1,2", help="Ray actors to compare, comma-separated (default 1,2; 0 = no Ray run)"
+    )
+    parser.add_argument("--ray-chunk-size", type=int, default=8, help="rows per chunk in the Ray runs")
+    parser.add_argument(
+        "--ray-device", default="cpu", choices=["cpu", "cuda", "auto"], help="CTranslate2 device in the Ray runs"
+    )
+    parser.add_argument(
+        "--project-rows", type=int, default=157_712, help="rows to project hours for (LLaVA-Instruct-150K: 157,712)"
+    )
     args = parser.parse_args(argv)
 
     from utils.core.assets import resolve_model
@@ -144,6 +223,21 @@ def main(argv: list[str] | None = None) -> float:
         f"({report['fallbacks']} sentences redone around protected spans; {ct2.threads} threads)"
     )
 
+    counts = [int(c) for c in args.ray_workers.split(",") if int(c) > 0]
+    ray_results = {}
+    if counts:
+        factory = functools.partial(
+            CTranslate2Backend,
+            model,
+            batch_size=args.batch_size,
+            max_new_tokens=args.new_tokens,
+            min_new_tokens=args.new_tokens,
+            device=args.ray_device,
+            threads=1,
+            quantization="auto" if args.ray_device != "cpu" else args.quantization,
+        )
+        ray_results = ray_scaling(factory, args.input, counts, args.ray_chunk_size, args.project_rows)
+
     naive = max(naive_rates.values())  # the fastest naive loop
     best = max(engine_rates, key=engine_rates.get)
     speedup = engine_rates[best] / naive
@@ -158,6 +252,7 @@ def main(argv: list[str] | None = None) -> float:
         **{f"engine_{k}": f"{v:.2f}" for k, v in engine_rates.items()},
         **{f"speedup_{k}": f"{v / naive:.1f}" for k, v in engine_rates.items()},
         "best": best,
+        **ray_results,
         "speedup": f"{speedup:.1f}",
     }
     print("\n".join(f"{key}={value}" for key, value in results.items()))

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from utils.core.course import NOTEBOOKS, notebook_info
+from utils.core.course import NOTEBOOKS, UnknownNotebookError, notebook_info
 from utils.core.results import load_results
 
 NUMERIC = (int, float)
@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("COURSE_PROFILE", "mini")
     os.environ["COURSE_ROOT"] = str(ROOT)
-    selected = [notebook_info(n) for n in args.only] if args.only else list(NOTEBOOKS)
+    try:
+        selected = [notebook_info(n) for n in args.only] if args.only else list(NOTEBOOKS)
+    except UnknownNotebookError as exc:
+        parser.error(str(exc))
     rows = []
     total = time.perf_counter()
     for info in selected:

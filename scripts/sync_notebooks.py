@@ -6,7 +6,7 @@
 
 For each notebook it: strips outputs and execution counts, regenerates the Colab badge
 (first line of the first cell) and the setup cell (first code cell) from
-``utils.core.course``, and normalizes the metadata Colab needs.  In README.md it regenerates the
+``course_tools.catalogue``, and normalizes the metadata Colab needs.  In README.md it regenerates the
 table between ``<!-- notebooks:start -->`` and ``<!-- notebooks:end -->``.
 """
 
@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from utils.core.course import BADGE_MARKER, NOTEBOOKS, read_pins, readme_table, setup_cell_source
+from course_tools.catalogue import BADGE_MARKER, badge_markdown, readme_table, setup_cell_source
+from utils.core.course import NOTEBOOKS, read_pins
 
 README_BLOCK = re.compile(r"(<!-- notebooks:start -->\n)(.*?)(\n<!-- notebooks:end -->)", re.DOTALL)
 METADATA = {
@@ -47,7 +48,7 @@ def sync_notebook(path: Path, pins: dict[str, str]) -> str:
     first = "".join(cells[0]["source"]).split("\n")
     if BADGE_MARKER in first[0]:
         first = first[1:]
-    cells[0]["source"] = _lines("\n".join([info.badge_markdown, *first]))
+    cells[0]["source"] = _lines("\n".join([badge_markdown(info), *first]))
     code = [c for c in cells if c["cell_type"] == "code"]
     if not code:
         raise SystemExit(f"{path}: no code cell to hold the setup cell.")
@@ -60,7 +61,8 @@ def sync_notebook(path: Path, pins: dict[str, str]) -> str:
         cell.pop("id", None)
     nb["metadata"] = METADATA
     nb["nbformat"], nb["nbformat_minor"] = 4, 4
-    return json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
+    # sorted keys, as nbformat.write (and so Jupyter and scripts that edit notebooks) writes them
+    return json.dumps(nb, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
 def sync_readme(text: str) -> str:

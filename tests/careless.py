@@ -7,6 +7,10 @@ cell of a notebook in one Jupyter kernel (``nbclient``) and can
 * run chosen cells twice in a row (``repeat``), snapshotting the results file after each
   execution, so a test checks the second execution recorded exactly what the first did;
 * re-run a whole section after it finished (``again``), as a learner going back up;
+* run the whole notebook once, keep what it recorded (a single run's results, from a fresh
+  kernel), then go back up and run everything from a marker to the end again
+  (``rerun_from``), with ``repeat`` applied in that second pass: one kernel gives both the
+  careless run and the single run it must equal, instead of two kernels;
 * run probes right before chosen cells (``extra_cells``).
 
 :func:`comparable` drops what legitimately differs between two kernels (wall times) so a
@@ -37,6 +41,7 @@ class CarelessRun:
     results: dict[str, Any] = field(default_factory=dict)  # the results file's values at the end
     repeats: list[tuple[int, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
     # (cell index, values after the 1st execution, values after the 2nd), per repeated cell
+    single: dict[str, Any] | None = None  # with ``rerun_from``: the values after the first, clean pass
 
 
 def kernel_env(build_dir: Path, overrides: Mapping[str, Any], **extra: str) -> dict[str, str]:
@@ -65,6 +70,7 @@ def run_notebook(
     env: Mapping[str, str] | None = None,
     repeat: Callable[[str], bool] | None = None,
     again: tuple[str, str] | None = None,
+    rerun_from: str | None = None,
     extra_cells: Mapping[str, str] | None = None,
     timeout: int = 300,
 ) -> CarelessRun:
@@ -78,6 +84,9 @@ def run_notebook(
             the cells from the one containing ``first`` up to it run once more, in order.
         extra_cells: ``{marker: code}``: ``code`` runs in the same kernel right before each
             cell whose source contains ``marker`` (probes for tests).
+        rerun_from: after every cell ran once (``CarelessRun.single`` = the values recorded
+            then), the cells from the one containing this marker to the last run again;
+            ``repeat`` then applies to that second pass only.
         timeout: seconds per cell.
 
     Raises:
@@ -86,9 +95,15 @@ def run_notebook(
     import nbformat
     from nbclient import NotebookClient
 
+    if again and rerun_from is not None:
+        raise ValueError("use either again or rerun_from, not both")
     nb = nbformat.read(notebook, as_version=4)
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     order = list(code)
+    second_pass = len(order)  # where ``repeat`` starts to apply
+    if rerun_from is not None:
+        start = next(i for i in code if rerun_from in nb.cells[i].source)
+        order += [i for i in code if i >= start]
     if again:
         first, last = (next(i for i in code if marker in nb.cells[i].source) for marker in again)
         section = [i for i in code if first <= i <= last]
@@ -100,14 +115,17 @@ def run_notebook(
     probes_run: set[str] = set()
     kernel_kwargs = {"env": dict(env)} if env is not None else {}
     with client.setup_kernel(**kernel_kwargs):
-        for index in order:
+        for position, index in enumerate(order):
             cell = nb.cells[index]
+            if rerun_from is not None and position == second_pass:
+                run.single = _values(results_file)
             for marker, probe in (extra_cells or {}).items():
                 if marker in cell.source:
                     client.execute_cell(nbformat.v4.new_code_cell(probe), index)
                     probes_run.add(marker)
             client.execute_cell(cell, index)
-            if repeat is not None and repeat(cell.source):
+            repeats_here = rerun_from is None or position >= second_pass
+            if repeat is not None and repeats_here and repeat(cell.source):
                 first_values = _values(results_file)
                 client.execute_cell(cell, index)
                 run.repeats.append((index, first_values, _values(results_file)))

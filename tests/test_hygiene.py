@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.core.course import NOTEBOOKS, REPO_SLUG, colab_requirement, read_pins, setup_cell_source
+from course_tools.catalogue import PUBLISHING, REPO_SLUG, colab_requirement, setup_cell_source
+from utils.core.course import NOTEBOOKS, read_pins
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_PATHS = [ROOT / info.repo_path for info in NOTEBOOKS]
@@ -39,6 +40,7 @@ def load(path: Path) -> dict:
 def test_the_five_notebooks_exist_in_order():
     assert [p.name for p in sorted((ROOT / "notebooks").glob("*.ipynb"))] == [i.filename for i in NOTEBOOKS]
     assert [i.name[:2] for i in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+    assert list(PUBLISHING) == [i.name for i in NOTEBOOKS], "course_tools.catalogue.PUBLISHING: one entry each"
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda p: p.stem)

@@ -38,7 +38,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.core.course import NOTEBOOKS, NotebookInfo, colab_install_groups, normalize_name
+from course_tools.catalogue import colab_install_groups, publishing
+from utils.core.course import NOTEBOOKS, NotebookInfo, normalize_name
 from utils.core.paths import build_dir, repo_root
 
 #: Google's published description of Colab's GPU runtime (copied from googlecolab/backend-info).
@@ -585,7 +586,7 @@ def expected_light_versions(freeze: dict[str, str]) -> dict[str, str]:
     named = {
         normalize_name(p.partition("[")[0])
         for info in NOTEBOOKS
-        for p in (*info.colab_packages, *info.colab_mini_packages)
+        for p in (*publishing(info).colab_packages, *publishing(info).colab_mini_packages)
     }
     return {d: pins[d] if d in named and d in pins else freeze[d] for d in LIGHT_DISTRIBUTIONS if d in freeze}
 

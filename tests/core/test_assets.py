@@ -30,9 +30,9 @@ def test_resolver():
     assert resolve_model("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
     assert resolve_model("local:smollm2-135m-instruct-gguf").endswith(".gguf")
     assert resolve_gguf("local:smollm2-135m-instruct-gguf") == smollm2_gguf_path()
-    with pytest.raises(AssetMissingError, match="known: .*smollm2-135m-instruct"):
+    with pytest.raises(AssetMissingError, match="los que hay: .*smollm2-135m-instruct"):
         resolve_model("local:nope")
-    with pytest.raises(AssetMissingError, match="not found"):
+    with pytest.raises(AssetMissingError, match="No se encuentra el fichero GGUF"):
         resolve_gguf("/no/such/file.gguf")
 
 

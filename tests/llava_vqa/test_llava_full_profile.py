@@ -49,20 +49,43 @@ def test_popped_keywords_sees_what_from_pretrained_reads():
     assert "load_in_4bit_typo" not in names
 
 
-def test_helper_kwargs_for_4bit_loading_are_accepted():
-    from transformers import BitsAndBytesConfig, LlavaForConditionalGeneration
+def notebook_bnb_config(cfg):
+    """The notebook's own ``BitsAndBytesConfig(...)`` expression evaluated with ``cfg``."""
+    import torch
+    from transformers import BitsAndBytesConfig
 
-    from utils.llava_vqa.llava_model import bnb_4bit_settings, from_pretrained_kwargs
+    from utils.llava_vqa.llava_model import BNB_SKIP_MODULES
 
-    assert set(bnb_4bit_settings()) <= popped_keywords(BitsAndBytesConfig.__init__)
-    config = BitsAndBytesConfig(**bnb_4bit_settings())
-    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    namespace = {"cfg": cfg, "torch": torch, "BitsAndBytesConfig": BitsAndBytesConfig, "list": list}
+    namespace["BNB_SKIP_MODULES"] = BNB_SKIP_MODULES
+    return eval(notebook_call_source("BitsAndBytesConfig"), namespace)
+
+
+def notebook_from_pretrained_keywords() -> set[str]:
+    """Keywords of every ``LlavaForConditionalGeneration.from_pretrained(...)`` call in the notebook."""
+    tree = parse_code("\n".join(source for _, source in code_cells(NOTEBOOK)))
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "from_pretrained"
+        and getattr(n.func.value, "id", None) == "LlavaForConditionalGeneration"
+    ]
+    assert len(calls) >= 3  # section 3, the training cell, the merge
+    return {k.arg for call in calls for k in call.keywords}
+
+
+def test_notebook_4bit_loading_arguments_are_accepted():
+    from transformers import LlavaForConditionalGeneration
+
     full = get_settings("full").llava
-    kwargs = from_pretrained_kwargs(load_in_4bit=full.load_in_4bit, dtype=full.dtype)
-    assert set(kwargs) <= popped_keywords(LlavaForConditionalGeneration.from_pretrained) and isinstance(
-        kwargs["quantization_config"], BitsAndBytesConfig
-    )
-    assert kwargs["device_map"] == "auto"
+    config = notebook_bnb_config(full)
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    assert str(config.bnb_4bit_compute_dtype).endswith(full.dtype)
+    keywords = notebook_from_pretrained_keywords()
+    assert {"quantization_config", "dtype", "device_map"} <= keywords
+    assert keywords <= popped_keywords(LlavaForConditionalGeneration.from_pretrained)
 
 
 def test_notebook_lora_and_training_arguments_build_with_full_settings(tmp_path):
@@ -192,13 +215,11 @@ def test_4bit_model_keeps_the_projector_trainable_in_float(tmp_path):
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import LlavaForConditionalGeneration
 
-    from utils.llava_vqa.llava_model import from_pretrained_kwargs
-
     full = get_settings("full").llava
     assert full.load_in_4bit
     folder = tiny_llava_shaped(tmp_path / "llava")
-    model = LlavaForConditionalGeneration.from_pretrained(
-        folder, **from_pretrained_kwargs(load_in_4bit=full.load_in_4bit, dtype=full.dtype)
+    model = LlavaForConditionalGeneration.from_pretrained(  # the notebook's call with the full settings
+        folder, dtype=getattr(torch, full.dtype), quantization_config=notebook_bnb_config(full), device_map="auto"
     )
     kinds = {name: type(module).__name__ for name, module in model.named_modules()}
     assert kinds["model.language_model.layers.0.self_attn.q_proj"] == "Linear4bit"
@@ -221,13 +242,12 @@ def test_4bit_model_keeps_the_projector_trainable_in_float(tmp_path):
 def test_a_bare_module_name_is_not_skipped_by_bitsandbytes(tmp_path):
     """Why BNB_SKIP_MODULES holds full paths: transformers 5.23 does not match a bare
     ``"multi_modal_projector"`` (if this starts failing, the short name works again)."""
-    from transformers import BitsAndBytesConfig, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
 
-    from utils.llava_vqa.llava_model import bnb_4bit_settings
-
-    settings = {**bnb_4bit_settings(), "llm_int8_skip_modules": ["multi_modal_projector", "lm_head"]}
+    config = notebook_bnb_config(get_settings("full").llava)
+    config.llm_int8_skip_modules = ["multi_modal_projector", "lm_head"]
     model = LlavaForConditionalGeneration.from_pretrained(
-        tiny_llava_shaped(tmp_path / "llava"), quantization_config=BitsAndBytesConfig(**settings), device_map="cpu"
+        tiny_llava_shaped(tmp_path / "llava"), quantization_config=config, device_map="cpu"
     )
     assert type(model.model.multi_modal_projector.linear_1).__name__ == "Linear4bit"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from nb04_cells import load_tiny_llava, notebook_collator
 
 from utils.core.assets import resolve_model
 from utils.llava_vqa.llava_model import (
@@ -12,16 +13,14 @@ from utils.llava_vqa.llava_model import (
     check_image_token_formula,
     check_image_tokens,
     expected_image_tokens,
-    load_llava,
 )
-from utils.llava_vqa.llava_training import VqaCollator
 from utils.llava_vqa.vqa_data import VqaRow, csv_to_llava_rows, generate_synthetic_vqa, read_csv
 
 
 @pytest.fixture(scope="module")
 def tiny():
     """The cached tiny LLaVA (built once per machine, then ~1 s to load)."""
-    return load_llava("local:tiny-llava-smollm2")
+    return load_tiny_llava()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_processor_inserts_as_many_image_tokens_as_the_tower_gives_features(tiny
 
     model, processor = tiny
     folder, rows = vqa
-    batch = VqaCollator(processor, folder)(rows[:4])
+    batch = notebook_collator(processor, folder)(rows[:4])
     report = check_image_tokens(model.config, processor, batch["input_ids"])
     assert report.expected == expected_image_tokens(model.config) == 4 and report.ok
     assert report.per_row == [4] * 4
@@ -77,7 +76,7 @@ def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
     folder, rows = vqa
     broken = copy.deepcopy(processor)
     broken.num_additional_image_tokens = 0  # forgets CLIP's CLS feature → one token short
-    batch = VqaCollator(broken, folder)(rows[:2])
+    batch = notebook_collator(broken, folder)(rows[:2])
     with pytest.raises(ImageTokenMismatchError, match=r"insertó \[3\].*espera 4.*num_additional_image_tokens \(0\)"):
         check_image_tokens(model.config, broken, batch["input_ids"])
     with pytest.raises(ValueError, match="Image features and image tokens do not match"), torch.no_grad():
@@ -88,7 +87,7 @@ def test_a_broken_processor_is_caught_before_the_model_fails(tiny, vqa):
 def test_collator_labels_cover_only_the_answer(tiny, vqa):
     _model, processor = tiny
     folder, rows = vqa
-    batch = VqaCollator(processor, folder)(rows[:3])
+    batch = notebook_collator(processor, folder)(rows[:3])
     tokenizer = processor.tokenizer
     for i, row in enumerate(rows[:3]):
         labelled = batch["labels"][i][batch["labels"][i] != -100]
@@ -104,7 +103,7 @@ def test_csv_row_to_processor_inputs_end_to_end(tiny, tmp_path):
     _, processor = tiny
     Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "x.png")  # any size: the processor resizes
     rows = csv_to_llava_rows([VqaRow("x.png", "¿De qué color es?", "rojo", "color")])
-    batch = VqaCollator(processor, tmp_path)(rows)
+    batch = notebook_collator(processor, tmp_path)(rows)
     text = processor.tokenizer.decode(batch["input_ids"][0])
     assert text.count(IMAGE_TOKEN) == 4 and "¿De qué color es?" in text and text.endswith("rojo<|im_end|>")
 

@@ -8,10 +8,10 @@ import weakref
 from dataclasses import dataclass
 
 import pytest
+from nb04_cells import load_tiny_llava, notebook_collator
 
 from utils.llava_vqa.llava_training import (
     PromptPrefixError,
-    VqaCollator,
     answer_suffix,
     last_checkpoint,
     prompt_text,
@@ -95,11 +95,9 @@ def test_two_rate_optimizer_gives_the_projector_its_own_rate():
 class TestWithTinyLlava:
     @pytest.fixture(scope="class")
     def setup(self, tmp_path_factory):
-        from utils.llava_vqa.llava_model import load_llava
-
         folder = generate_synthetic_vqa(tmp_path_factory.mktemp("vqa"), train_size=8, test_size=4, seed=11)
         rows = csv_to_llava_rows(read_csv(folder / "train.csv"))
-        model, processor = load_llava("local:tiny-llava-smollm2")
+        model, processor = load_tiny_llava()
         return folder, rows, model, processor
 
     def test_answer_suffix_follows_each_template_and_ends_in_eos(self, setup):
@@ -112,7 +110,7 @@ class TestWithTinyLlava:
         prompt = prompt_text(other, row)
         assert prompt.endswith("ASSISTANT:")
         assert answer_suffix(other, row, prompt) == " " + row["conversations"][-1]["value"] + "<|im_end|>"
-        batch = VqaCollator(other, folder)(rows[:2])
+        batch = notebook_collator(other, folder)(rows[:2])
         labelled = batch["labels"][0][batch["labels"][0] != -100]
         assert other.tokenizer.decode(labelled).strip() == row["conversations"][-1]["value"] + "<|im_end|>"
 
@@ -125,24 +123,22 @@ class TestWithTinyLlava:
             "{% if add_generation_prompt %}GEN:{% endif %}"
         )
         with pytest.raises(PromptPrefixError, match="escribe el prompt de forma distinta"):
-            VqaCollator(odd, folder)(rows[:1])
+            notebook_collator(odd, folder)(rows[:1])
 
     def test_training_resumes_and_merged_model_matches_the_adapter(self, setup, tmp_path):
         import torch
         from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import LlavaForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
 
-        from utils.llava_vqa.llava_model import load_llava
         from utils.llava_vqa.llava_training import (
             LANGUAGE_MODEL_LORA_TARGETS,
             PROJECTOR_MODULE,
             generate_answers,
-            merge_and_verify,
             train_resumable,
         )
 
         folder, rows, _, _ = setup
-        model, processor = load_llava("local:tiny-llava-smollm2")
+        model, processor = load_tiny_llava()
         config = LoraConfig(
             r=4,
             lora_alpha=8,
@@ -175,7 +171,7 @@ class TestWithTinyLlava:
                 model=peft_model,
                 args=args,
                 train_dataset=rows,
-                data_collator=VqaCollator(processor, folder),
+                data_collator=notebook_collator(processor, folder),  # encodes, then pads
                 callbacks=[CountSteps()],
             )
 
@@ -187,8 +183,8 @@ class TestWithTinyLlava:
         assert steps_run == [1, 2], "the second run must start from checkpoint-1 and run only step 2"
 
         peft_model.save_pretrained(tmp_path / "adapter")
-        base, _ = load_llava("local:tiny-llava-smollm2")
-        batch = VqaCollator(processor, folder)(rows[:2])
+        base, _ = load_tiny_llava()
+        batch = notebook_collator(processor, folder)(rows[:2])
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
             base_logits = base(**inputs).logits
@@ -198,38 +194,18 @@ class TestWithTinyLlava:
         assert (adapter_logits - base_logits).abs().max() > 1e-2, "the adapter must change the model"
         del base, with_adapter
 
-        def answer(m):
-            return generate_answers(m, processor, rows[:3], folder, max_new_tokens=4, progress=False)
-
-        # Issue 11.3: one copy in memory at a time. The base merge_and_verify loads must be
-        # collected before the merged folder is reloaded (on a T4 both do not fit).
-        loaded = []
-
-        def load_base():
-            base, _ = load_llava("local:tiny-llava-smollm2")
-            loaded.append(weakref.ref(base))
-            return base
-
-        def load_merged(folder):
-            alive = [ref() for ref in loaded if ref() is not None]
-            assert not alive, "the merged base is still in memory when the saved copy is reloaded"
-            return LlavaForConditionalGeneration.from_pretrained(folder)
-
-        merged, check = merge_and_verify(
-            tmp_path / "adapter",
-            processor,
-            tmp_path / "merged",
-            load_base=load_base,
-            answer=answer,
-            load_merged=load_merged,
-        )
-        assert len(loaded) == 1 and loaded[0]() is None
-        assert check.all_equal and check.identical == 3
+        # The notebook's section 8: base + adapter, merge_and_unload, save, reload.
+        with_adapter = PeftModel.from_pretrained(load_tiny_llava()[0], tmp_path / "adapter")
+        answers = generate_answers(with_adapter, processor, rows[:3], folder, max_new_tokens=4, progress=False)
+        merged = with_adapter.merge_and_unload()
+        merged.save_pretrained(tmp_path / "merged")
+        del merged, with_adapter
+        merged = LlavaForConditionalGeneration.from_pretrained(tmp_path / "merged")
+        assert generate_answers(merged, processor, rows[:3], folder, max_new_tokens=4, progress=False) == answers
         assert not any("lora" in name for name, _ in merged.named_parameters())
         with torch.no_grad():
             merged_logits = merged(**inputs).logits
         assert torch.allclose(merged_logits, adapter_logits, atol=1e-3)
-        assert (tmp_path / "merged" / "processor_config.json").is_file()
 
     def test_rerun_after_the_last_step_loads_the_weights_and_trains_nothing(self, setup, tmp_path):
         """Issue 15.2: ``Trainer.train(resume_from_checkpoint=<checkpoint at max_steps>)`` in
@@ -238,14 +214,13 @@ class TestWithTinyLlava:
         from peft import LoraConfig, get_peft_model
         from transformers import Trainer, TrainingArguments, set_seed
 
-        from utils.llava_vqa.llava_model import load_llava
         from utils.llava_vqa.llava_training import LANGUAGE_MODEL_LORA_TARGETS, PROJECTOR_MODULE, train_resumable
 
         folder, rows, _, _ = setup
         processor = setup[3]
         trained = []
         for _ in range(2):  # the notebook's training cell, run twice: fresh model and trainer each time
-            model, _ = load_llava("local:tiny-llava-smollm2")
+            model, _ = load_tiny_llava()
             set_seed(0)
             peft_model = get_peft_model(
                 model,
@@ -275,7 +250,7 @@ class TestWithTinyLlava:
                 model=peft_model,
                 args=args,
                 train_dataset=rows,  # 8 rows: 4 steps per epoch
-                data_collator=VqaCollator(processor, folder),
+                data_collator=notebook_collator(processor, folder),  # encodes, then pads
             )
             train_resumable(trainer)
             assert trainer.state.global_step == 6

@@ -42,20 +42,22 @@ for _name, _param in sorted(peft_model.named_parameters()):
 nb.results.record(probe_trained_weights_sha256=_digest.hexdigest(), probe_losses=[
     e["loss"] for e in trainer.state.log_history if "loss" in e])
 """
-#: Issue 11.3: before the merge cell, wrap ``load_llava`` so that reloading the base
-#: records which training objects are still alive (a T4 cannot hold both).
+#: Issue 11.3: before the merge cell, wrap ``LlavaForConditionalGeneration.from_pretrained`` so
+#: that reloading the base records which training objects are still alive (a T4 cannot hold both).
 MERGE_PROBE = """
 import gc as _gc, weakref as _weakref
 _held = {_n: _weakref.ref(globals()[_n]) for _n in ("trainer", "optimizer", "peft_model", "model")}
-_load_llava = load_llava
+_Llava = LlavaForConditionalGeneration
 
 
-def load_llava(*args, **kwargs):
-    _gc.collect()
-    nb.results.record(probe_alive_at_reload=sorted(_n for _n, _r in _held.items() if _r() is not None))
-    return _load_llava(*args, **kwargs)
+class LlavaForConditionalGeneration(_Llava):
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        _gc.collect()
+        nb.results.record(probe_alive_at_reload=sorted(_n for _n, _r in _held.items() if _r() is not None))
+        return _Llava.from_pretrained(*args, **kwargs)
 """
-MERGE_CELL = "merge_and_verify("
+MERGE_CELL = "merge_and_unload("
 AFTER_TRAINING = 'nb.results.timer("eval_after_s")'  # the cell right after training
 
 

@@ -15,7 +15,6 @@ from utils.llava_vqa.vqa_data import (
     HubColumns,
     VqaDataError,
     VqaRow,
-    answer_of,
     csv_to_llava_rows,
     exact_match_accuracy,
     generate_synthetic_vqa,
@@ -158,7 +157,7 @@ def test_csv_to_llava_rows_and_messages():
             ],
         }
     ]
-    assert answer_of(llava[0]) == "rojo"
+    assert llava[0]["conversations"][-1]["value"] == "rojo"
     assert llava_row_to_messages(llava[0]) == [
         {
             "role": "user",

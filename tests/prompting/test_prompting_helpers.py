@@ -1,8 +1,10 @@
 """Notebook 05's helpers without a server: JSON parsing and validation, schema formats,
-history trimming, the menu and the order check, the exercise check, the full profile."""
+history trimming, the menu and the order check (with the notebook's own ``Order`` model),
+the full profile.  The exercise checks are in ``test_exercises_05.py``."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
@@ -10,7 +12,7 @@ import sys
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from utils.core.paths import data_dir
 from utils.core.settings import get_settings
@@ -20,12 +22,8 @@ from utils.prompting.chatbot import (
     check_order,
     estimate_tokens,
     history_tokens,
-    is_exit,
-    order_model,
-    scripted,
     trim_history,
 )
-from utils.prompting.prompt_exercises import check_summary_prompt, is_delimited
 from utils.prompting.structured_output import (
     JsonAttempt,
     JsonResult,
@@ -93,17 +91,30 @@ def test_deeply_nested_json_is_a_validation_failure_not_a_crash():
     assert extract_json('{"a": ' * 50_000 + "1" + "}" * 50_000).startswith('{"a": {"a": ')
 
 
-def _notebook_review() -> type[BaseModel]:
-    """The ``Review`` model exactly as notebook 05 defines it (its cell, executed)."""
+def _notebook_cell(marker: str, **names) -> dict:
+    """Run the notebook 05 code cell containing ``marker`` (its statements, not its prints)
+    with ``names`` defined; return its namespace."""
     notebook = json.loads(
         (data_dir().parent / "notebooks" / "05_prompting_llm_local.ipynb").read_text(encoding="utf-8")
     )
     source = next("".join(c["source"]) for c in notebook["cells"]
-                  if c["cell_type"] == "code" and "class Review(BaseModel)" in "".join(c["source"]))  # fmt: skip
-    header = "from typing import Literal\nfrom pydantic import BaseModel, Field, ValidationInfo, field_validator\n"
-    namespace: dict = {"__name__": "notebook_05"}
-    exec(compile(header + source, "05_prompting_llm_local.ipynb", "exec", dont_inherit=True), namespace)  # noqa: S102
-    return namespace["Review"]
+                  if c["cell_type"] == "code" and marker in "".join(c["source"]))  # fmt: skip
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not isinstance(node, ast.Expr)]
+    namespace: dict = {"__name__": "notebook_05", "Literal": Literal, "BaseModel": BaseModel, "Field": Field}
+    namespace.update(ValidationInfo=ValidationInfo, field_validator=field_validator, **names)
+    exec(compile(tree, "05_prompting_llm_local.ipynb", "exec", dont_inherit=True), namespace)  # noqa: S102
+    return namespace
+
+
+def _notebook_review() -> type[BaseModel]:
+    """The ``Review`` model exactly as notebook 05 defines it (its cell, executed)."""
+    return _notebook_cell("class Review(BaseModel)")["Review"]
+
+
+def order_model(menu: Menu) -> type[BaseModel]:
+    """The ``Order`` model exactly as notebook 05 writes it (section 8) for ``menu``."""
+    return _notebook_cell("class Order(BaseModel)", menu=menu)["Order"]
 
 
 @pytest.mark.parametrize("price", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "-5", "-0.01", '"NaN"', '"inf"'])
@@ -275,29 +286,6 @@ def test_token_estimate_counts_up():
     assert estimate_tokens("") == 0 and estimate_tokens("a") == 1 and estimate_tokens("x" * 25) == 10
 
 
-@pytest.mark.parametrize(
-    "text, ends",
-    [
-        ("salir", True),
-        ("  Salir. ", True),
-        ("", True),
-        (None, True),
-        ("adiós", True),
-        ("salir a la terraza", False),
-        ("un café", False),
-    ],
-)
-def test_is_exit(text, ends):
-    assert is_exit(text) is ends
-
-
-def test_scripted_replays_then_ends():
-    seen: list[str] = []
-    read = scripted(["hola", "salir"], echo=seen.append)
-    assert [read("Tú: "), read("Tú: "), read("Tú: ")] == ["hola", "salir", None]
-    assert seen[0] == "Tú: hola"
-
-
 # --------------------------------------------------------------------------- menu and order
 
 
@@ -342,37 +330,7 @@ def test_bad_menu_file_is_actionable(tmp_path):
         Menu.load(path)
 
 
-# --------------------------------------------------------------------------- exercise
-
-
-def test_exercise_check_accepts_a_good_prompt(capsys):
-    def good(review, max_words, aspect):
-        return f"Resume en como máximo {max_words} palabras, centrándote en {aspect}:\n```{review}```"
-
-    assert check_summary_prompt(good) is True
-    assert "¡Bien hecho!" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong",
-    [
-        lambda r, n, a: f"Resume en {n} palabras sobre {a}: {r}",  # no delimiters
-        lambda r, n, a: f"Resume sobre {a}:\n<resena>{r}</resena>",  # no word limit
-        lambda r, n, a: f"Resume en {n} palabras:\n<resena>{r}</resena>",  # no aspect
-        lambda r, n, a: "Resume en 25 palabras el envío:\n<resena>texto</resena>",  # hard-coded
-        lambda r, n, a: 1 / 0,  # crashes
-        lambda r, n, a: None,  # returns nothing
-    ],
-)
-def test_exercise_check_rejects_wrong_prompts(wrong, capsys):
-    assert check_summary_prompt(wrong) is False
-    assert "Aún no" in capsys.readouterr().out
-
-
-def test_is_delimited():
-    assert is_delimited('Texto: """hola"""', "hola")
-    assert is_delimited("<r>\nhola\n</r>", "hola")
-    assert not is_delimited("Resume: hola.", "hola") and not is_delimited("nada", "hola")
+# --------------------------------------------------------------------------- server refusals
 
 
 def test_constrained_output_unsupported_is_actionable():

@@ -1,5 +1,6 @@
 """Notebook 05's helpers against the real llama.cpp server: completion, chat, JSON-schema
-output, the repair loop, history trimming, and the error when no server answers.
+output, the repair loop, history trimming, and the error when no server answers (the chat
+loop itself is written in the notebook: ``test_nb05_careless.py`` runs it).
 
 The module starts its own server on a free port (not the one `make test` keeps up for the
 notebooks) and stops it at the end; the last test stops it first and checks the error.
@@ -11,16 +12,8 @@ import pytest
 from llm_fixtures import config  # noqa: F401  (fixture: a free port and a temporary build/)
 from pydantic import BaseModel, Field, field_validator
 
-from utils.core.paths import data_dir
 from utils.core.retry import RetryPolicy
-from utils.prompting.chatbot import (
-    Menu,
-    ShopBot,
-    estimate_tokens,
-    scripted,
-    server_token_counter,
-    trim_history,
-)
+from utils.prompting.chatbot import estimate_tokens, server_token_counter, trim_history
 from utils.prompting.structured_output import ask_json
 from utils.services.llm_client import (
     Completion,
@@ -93,18 +86,6 @@ def test_json_schema_form_falls_back_when_the_server_rejects_it(server):
     assert result.ok and client.schema_style == "llama-cpp" and len(client.calls) == 1
 
 
-def test_shop_bot_loop_talks_until_salir(client):
-    menu = Menu.load(data_dir() / "tienda_menu.json")
-    bot = ShopBot(menu, max_history_tokens=600, client=client, max_tokens=5)
-    shown: list[str] = []
-    turns = bot.run(
-        read=scripted(["Quiero dos cafés con leche.", "salir", "no llega"], echo=shown.append), write=shown.append
-    )
-    assert turns == 1 and [m["role"] for m in bot.transcript] == ["user", "assistant"]
-    assert bot.sent == 2 and bot.dropped == 0 and len(bot.replies) == 1
-    assert shown[-1] == "(fin de la conversación)" and not any("no llega" in s for s in shown)
-
-
 class BrokenFirstAnswer(LLMClient):
     """Fault injection: the first answer is broken JSON; later calls go to the real server."""
 
@@ -175,10 +156,6 @@ def test_context_overflow_is_a_clean_spanish_message(client):
     assert info.value.status_code == 400 and info.value._render_traceback_()[0].startswith("\u274c")
     assert client.calls == []  # nothing answered, nothing logged
 
-    bot = ShopBot(Menu.load(data_dir() / "tienda_menu.json"), max_history_tokens=100_000, client=client, max_tokens=5)
-    with pytest.raises(LLMContextError):
-        bot.reply(too_long)
-    assert bot.transcript == [] and bot.replies == []  # the unanswered message does not stay behind
     with pytest.raises(LLMContextError):  # not mistaken for a server without schema support
         ask_json(too_long, City, constrained=True, repairs=1, client=client)
     assert client.schema_style is None

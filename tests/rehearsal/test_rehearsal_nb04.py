@@ -24,11 +24,11 @@ def tree(tmp_path_factory):
 
 def test_llava_stand_in_has_the_real_geometry_and_module_names(tree, tmp_path):
     import torch
+    from nb04_cells import notebook_collator
     from PIL import Image
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     from utils.llava_vqa.llava_model import BNB_SKIP_MODULES, check_image_tokens, expected_image_tokens
-    from utils.llava_vqa.llava_training import VqaCollator
     from utils.llava_vqa.vqa_data import VqaRow, csv_to_llava_rows
 
     folder = tree.root / "models" / nb04.MODEL_ID
@@ -54,7 +54,7 @@ def test_llava_stand_in_has_the_real_geometry_and_module_names(tree, tmp_path):
         tokenize=False,
     )
     assert prompt == "USER: <image>\nQ? ASSISTANT:"
-    batch = VqaCollator(processor, tmp_path)(rows)
+    batch = notebook_collator(processor, tmp_path)(rows)
     assert check_image_tokens(config, processor, batch["input_ids"]).per_row == [576]
     assert batch["pixel_values"].shape[-2:] == (336, 336)
     answer = processor.tokenizer.decode(batch["labels"][0][batch["labels"][0] != -100])

@@ -69,7 +69,7 @@ def test_precision_is_chosen_by_the_hardware_and_named():
     assert auto_dtype("cuda") == "float16"
     backend = Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), max_new_tokens=4, dtype="float32")
     assert next(backend.model.parameters()).dtype == torch.float32 and backend.name.endswith("dtype=float32")
-    with pytest.raises(ValueError, match="Unknown dtype 'fp8'"):
+    with pytest.raises(ValueError, match="La precisión 'fp8' no existe"):
         Seq2SeqBackend(resolve_model("local:opus-mt-en-es-random"), dtype="fp8")
 
 

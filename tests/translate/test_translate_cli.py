@@ -261,3 +261,11 @@ def test_a_really_full_tmpfs_stops_cleanly_and_resumes_once_space_is_freed(tmp_p
         _exactly_once(out, tmp_path / "result.jsonl")
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_bad_ray_address_is_refused_before_anything_starts(tmp_path):
+    proc = cli("run", str(MINI), str(tmp_path / "out"), *FAST, "--ray", "cluster-without-port", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "--ray local" in proc.stderr and "HOST:PUERTO" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing created for a command that cannot run
+    assert "--ray" in cli("run", "--help").stdout

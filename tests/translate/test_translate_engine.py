@@ -25,6 +25,7 @@ from utils.translate.engine import (
     merge_outputs,
     run_translation,
 )
+from utils.translate.ray_runner import ChunkWorker
 from utils.translate.records import TranslateError, input_file
 from utils.translate.store import ChunkStore, Shard
 
@@ -170,10 +171,10 @@ def test_malformed_rows_are_quarantined_with_reasons_and_the_job_goes_on(tmp_pat
     quarantine = _rows(tmp_path / "out" / "quarantine.jsonl")
     reasons = {q["id"]: q["reason"] for q in quarantine}
     assert reasons == {
-        "000000900001": "turn 1: 'value' is null, expected a string",
-        "000000900002": "missing key 'conversations'",
-        "000000900003": "turn 1: 'value' is dict, expected a string",
-        "000000900004": "'conversations' is a str, expected a list of turns",
+        "000000900001": "turno 1: 'value' es null; se esperaba un texto",
+        "000000900002": "falta la clave 'conversations'",
+        "000000900003": "turno 1: 'value' es dict; se esperaba un texto",
+        "000000900004": "'conversations' es un str; se esperaba una lista de turnos",
     }
     assert report["rows_quarantined"] == 4 and report["rows_translated"] == len(_input_rows()) - 4
     saved = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
@@ -337,3 +338,37 @@ def test_translator_sorts_by_length_and_batches():
     assert out["a"] == "ES[a]" and len(out) == 5
     assert seen == [["a", "ee", "bb bb"], ["ccc ccc", "dddd dddd"]]
     assert translator.stats["segments"] == 6 and translator.stats["sent"] == 5
+
+
+class TwiceWorkers:
+    """Chunk workers that deliver every chunk twice, as a worker retried by Ray may do."""
+
+    def __init__(self) -> None:
+        self.chunk_worker = ChunkWorker(FakeSpanish, FAST_RETRY, 5)  # the Ray actor's class, in this process
+        self.name = self.chunk_worker.backend.name
+
+    def map_chunks(self, jobs, *, rules, qa_config):
+        for chunk, objects, first in jobs:
+            result = self.chunk_worker.translate(chunk, objects, first, rules, qa_config)
+            yield result
+            yield result
+
+
+def test_a_chunk_translated_twice_elsewhere_is_committed_once(tmp_path):
+    reference = run_translation(MINI, tmp_path / "one", FakeSpanish(), chunk_size=8, progress=False)
+    report = run_translation(MINI, tmp_path / "twice", None, chunk_size=8, progress=False, workers=TwiceWorkers())
+    chunks = [json.loads(line)["chunk"] for line in (tmp_path / "twice" / "commits.jsonl").read_text().splitlines()]
+    assert sorted(chunks) == list(range(reference["chunks_total"]))  # once each
+    for name in ("rows_translated", "rows_quarantined", "chunks_done", "segments", "complete"):
+        assert report[name] == reference[name], name
+    merged = merge_outputs([tmp_path / "twice"], tmp_path / "twice.jsonl")
+    assert merged["rows_translated"] == reference["rows_translated"]
+    # The workers' translations reached the driver's cache: a resume in one process would reuse them.
+    from utils.translate.store import TranslationCache
+
+    sizes = []
+    for folder in ("one", "twice"):
+        cache = TranslationCache(tmp_path / folder / "cache.sqlite", "fake-es")
+        sizes.append(len(cache))
+        cache.close()
+    assert sizes[1] == sizes[0] > 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from utils.translate.exercise import check_bbox_pattern, reference_bbox_pattern
 from utils.translate.quality import FLAGS, check_rows, check_turn, checks_frame, plot_checks, summarize
 
 
@@ -60,21 +59,6 @@ def test_summary_lists_flagged_rows_and_counts():
     assert len(fig.axes) == 2
 
 
-def test_exercise_check_passes_the_reference_and_fails_wrong_answers(capsys):
-    assert check_bbox_pattern(reference_bbox_pattern()) is True
-    wrong = [
-        r"\[.*\]",  # greedy: swallows the text between two boxes and matches [3 apples]
-        r"\d+\.\d+",  # single numbers, not boxes
-        r"\[\d\.\d+, \d\.\d+, \d\.\d+, \d\.\d+\]",  # requires spaces and decimals
-        r"\[[\d.,\s]+\]",  # also matches three-number lists
-        "[unclosed",
-        "",
-    ]
-    for pattern in wrong:
-        assert check_bbox_pattern(pattern) is False, pattern
-    assert "pista" in capsys.readouterr().out
-
-
 def test_idle_cpu_threads_follows_the_load(monkeypatch):
     import os
 
@@ -95,11 +79,3 @@ def test_input_file_of_the_mini_profile_is_in_data():
 
     path = input_file(get_settings("mini").translate)
     assert path.is_file() and path.parent.name == "data"
-
-
-def test_template_table_marks_literals_and_sentences():
-    from utils.translate import segment_text
-
-    table = segment_text("<image>\nHow many? There are 3.").table()
-    assert [r["kind"] for r in table] == ["literal", "sentence", "literal", "sentence"]
-    assert table[3] == {"kind": "sentence", "text": "There are 3.", "protected": "3"}

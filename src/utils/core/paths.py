@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from utils.core.errors import CourseError
+
 _MARKER = Path("src") / "utils" / "core" / "settings.py"
 
 
-class CourseRootNotFoundError(RuntimeError):
+class CourseRootNotFoundError(CourseError):
     """Raised when no clone of the course can be found."""
 
 

@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from utils.core.errors import CourseError
+
 ProfileName = Literal["mini", "full"]
 PROFILE_ENV = "COURSE_PROFILE"
 PROFILES: tuple[ProfileName, ...] = ("mini", "full")
@@ -31,8 +33,8 @@ PROFILES: tuple[ProfileName, ...] = ("mini", "full")
 OVERRIDES_ENV = "COURSE_SETTINGS_OVERRIDES"
 
 
-class ProfileError(ValueError):
-    """Raised when ``COURSE_PROFILE`` holds an unknown value."""
+class ProfileError(CourseError, ValueError):
+    """A profile or a setting that does not exist, or a value of the wrong type (Spanish message)."""
 
 
 def in_colab() -> bool:
@@ -50,13 +52,13 @@ def active_profile() -> tuple[ProfileName, str]:
     if raw:
         if raw not in PROFILES:
             raise ProfileError(
-                f"{PROFILE_ENV}={raw!r} is not a profile. Use one of: "
-                f"{', '.join(PROFILES)} (e.g. `export {PROFILE_ENV}=mini`)."
+                f"{PROFILE_ENV}={raw!r} no es un perfil. Usa uno de estos: "
+                f"{', '.join(PROFILES)} (p. ej. `export {PROFILE_ENV}=mini`, o `%env {PROFILE_ENV}=mini` en Colab)."
             )
         return raw, f"{PROFILE_ENV}={raw}"  # type: ignore[return-value]
     if in_colab():
-        return "full", "Colab detected (default: full)"
-    return "mini", "outside Colab (default: mini)"
+        return "full", "Colab detectado (por defecto: full)"
+    return "mini", "fuera de Colab (por defecto: mini)"
 
 
 # --------------------------------------------------------------------------- sections
@@ -472,7 +474,7 @@ def get_settings(profile: str | None = None) -> CourseSettings:
     try:
         settings = _BY_NAME[name]
     except KeyError:
-        raise ProfileError(f"Unknown profile {name!r}. Use one of: {', '.join(PROFILES)}.") from None
+        raise ProfileError(f"El perfil {name!r} no existe. Usa uno de estos: {', '.join(PROFILES)}.") from None
     return apply_overrides(settings, env_overrides())
 
 
@@ -528,7 +530,7 @@ def env_overrides() -> dict[str, dict[str, Any]]:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ProfileError(
-            f"{OVERRIDES_ENV} no es JSON válido ({exc}). Ejemplo: '{{\"good_bad.max_steps\": 4}}'"
+            f"{OVERRIDES_ENV} no es JSON válido (el lector dice «{exc.msg}», columna {exc.colno}). Ejemplo: '{{\"good_bad.max_steps\": 4}}'"
         ) from None
     if not isinstance(data, dict):
         raise ProfileError(f'{OVERRIDES_ENV} debe ser un objeto JSON {{"sección.ajuste": valor}}.')

@@ -16,12 +16,11 @@ random: the projector is what LLaVA's first training stage learns.  It is regist
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.core.assets import cached_dir, resolve_model, smollm2_hf_dir
+from utils.core.assets import cached_dir, smollm2_hf_dir
 from utils.core.errors import CourseError
 
 #: Version tag of the cached tiny model folder: bump it when the build changes.
@@ -142,7 +141,7 @@ def tiny_llava_dir() -> Path:
 # --------------------------------------------------------------------------- loading
 
 
-#: Modules ``BitsAndBytesConfig`` must leave in ``dtype``, by their FULL module paths in
+#: Modules the notebook's ``BitsAndBytesConfig(llm_int8_skip_modules=...)`` must leave in ``dtype``, by their FULL module paths in
 #: ``LlavaForConditionalGeneration`` (transformers 5.x nests them under ``model.``; a bare
 #: ``"multi_modal_projector"`` is not matched and the projector gets quantized).
 #: Setting ``llm_int8_skip_modules`` replaces bitsandbytes' default (``lm_head`` only),
@@ -154,56 +153,6 @@ def tiny_llava_dir() -> Path:
 #:   encoder is never quantized): 4-bit CLIP features cost answer quality for a saving
 #:   of ~0.45 GB (303 M parameters: ~0.61 GB in fp16, ~0.17 GB in NF4).
 BNB_SKIP_MODULES: tuple[str, ...] = ("model.multi_modal_projector", "model.vision_tower", "lm_head")
-
-
-def bnb_4bit_settings(dtype: str = "float16") -> dict[str, Any]:
-    """The ``BitsAndBytesConfig`` arguments of QLoRA (full profile, GPU only).
-
-    ``dtype`` is the precision the 4-bit layers compute in, the same as the rest of the
-    model's (``float16`` on a T4, which has no bfloat16; the CPU rehearsal uses float32,
-    as a CPU has no fast float16 matrix product).
-    """
-    import torch
-
-    return {
-        "load_in_4bit": True,
-        "bnb_4bit_quant_type": "nf4",  # NormalFloat4: the QLoRA paper's data type
-        "bnb_4bit_use_double_quant": True,  # also quantize the quantization constants
-        "bnb_4bit_compute_dtype": getattr(torch, dtype),
-        "llm_int8_skip_modules": list(BNB_SKIP_MODULES),  # kept in float: see BNB_SKIP_MODULES
-    }
-
-
-def from_pretrained_kwargs(*, load_in_4bit: bool, dtype: str, device_map: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``LlavaForConditionalGeneration.from_pretrained``.
-
-    ``load_in_4bit`` adds a ``BitsAndBytesConfig`` (QLoRA) and places the model on the GPU;
-    ``dtype`` (``"float32"``, ``"float16"``…) is the precision of what is not quantized.
-    """
-    import torch
-
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
-    if load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(**bnb_4bit_settings(dtype))
-        device_map = device_map or "auto"
-    if device_map:
-        kwargs["device_map"] = device_map
-    return kwargs
-
-
-def load_llava(model_id: str, *, load_in_4bit: bool = False, dtype: str = "float32", device_map: str | None = None):
-    """Load ``(model, processor)`` from a Hub id or a ``local:`` asset (see :func:`from_pretrained_kwargs`)."""
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-    path = resolve_model(model_id)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torchvision.*")
-        processor = AutoProcessor.from_pretrained(path)
-    kwargs = from_pretrained_kwargs(load_in_4bit=load_in_4bit, dtype=dtype, device_map=device_map)
-    model = LlavaForConditionalGeneration.from_pretrained(path, **kwargs)
-    return model, processor
 
 
 # --------------------------------------------------------------------------- image tokens
@@ -290,8 +239,11 @@ def check_image_token_formula(formula: Any) -> bool:
     """
     from types import SimpleNamespace
 
-    from utils.core.exercises import Expectation, report
+    from utils.core.exercises import Expectation, attempt, report
 
+    _, stub = attempt(formula, *FORMULA_CASES[0])
+    if stub is not None:
+        return report("tokens de imagen por imagen", [stub])
     expectations = []
     for size, patch, strategy in FORMULA_CASES:
         config = SimpleNamespace(

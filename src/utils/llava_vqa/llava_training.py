@@ -1,23 +1,23 @@
-"""Training, inference and merging for notebook 04 (LLaVA + LoRA on VQA).
+"""Training, inference and memory helpers for notebook 04 (LLaVA + LoRA on VQA).
 
-* :class:`VqaCollator` — LLaVA conversation rows → processor inputs with labels that
-  only cover the answer (the prompt and the image tokens are masked with -100).
+The notebook writes the lesson itself (the ``encode``/``collate`` pair that masks everything
+but the answer with -100, ``from_pretrained`` with its ``quantization_config``,
+``merge_and_unload``); this module keeps what is not the lesson:
+
+* :func:`prompt_text`, :func:`answer_suffix`, :func:`check_prompt_prefix` — chat-template
+  details the notebook's ``encode`` relies on.
 * :func:`two_rate_optimizer` — AdamW with separate learning rates for LoRA and the projector.
 * :func:`train_resumable` — ``Trainer.train`` that picks up the last checkpoint.
 * :func:`generate_answers` — greedy, batched answers for a list of rows.
-* :func:`merge_and_verify` — load the base, apply the adapter, ``merge_and_unload``, save,
-  free every copy, reload, and compare the merged model's greedy output with the adapter
-  model's on fixed inputs.
-* :func:`free_memory` — collect garbage (and empty the CUDA cache) and prove, with weak
-  references, that the models meant to be gone are gone.
+* :func:`release` / :func:`free_memory` — free models and prove, with weak references,
+  that they are gone.
 """
 
 from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,9 @@ from utils.llava_vqa.vqa_data import llava_row_to_messages
 LANGUAGE_MODEL_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 #: Trained in full and saved with the adapter (the projector starts random in mini).
 PROJECTOR_MODULE = "multi_modal_projector"
-IGNORE_INDEX = -100
 
 
-class PromptPrefixError(ValueError):
+class PromptPrefixError(CourseError, ValueError):
     """The tokenized prompt is not a prefix of the tokenized prompt + answer."""
 
 
@@ -76,37 +75,20 @@ def answer_suffix(processor: Any, row: dict[str, Any], prompt: str) -> str:
     return tail.rstrip() + (eos or "")
 
 
-@dataclass
-class VqaCollator:
-    """Turn a list of LLaVA rows into one training batch.
+def check_prompt_prefix(row: dict[str, Any], prompt_ids: Sequence[int], input_ids: Sequence[int]) -> None:
+    """Check that the tokenized prompt is a prefix of the tokenized prompt + answer.
 
-    ``prompt + answer + eos`` is tokenized with the image; the labels copy the input ids
-    on the answer and the eos token and are -100 elsewhere, so the loss only teaches the
-    answer.  Padding goes on the right for training.
+    Labels are masked up to ``len(prompt_ids)``; if the tokenizer merged the last prompt
+    token with the answer, the loss would be computed in the wrong place.
+
+    Raises:
+        PromptPrefixError: naming the row.
     """
-
-    processor: Any
-    image_root: Path
-
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        images = [load_image(Path(self.image_root) / row["image"]) for row in rows]
-        prompts = [prompt_text(self.processor, row) for row in rows]
-        texts = [p + answer_suffix(self.processor, row, p) for p, row in zip(prompts, rows)]
-        self.processor.tokenizer.padding_side = "right"
-        batch = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
-        prompt_ids = self.processor(text=prompts, images=images)["input_ids"]
-        labels = batch["input_ids"].clone()
-        labels[batch["attention_mask"] == 0] = IGNORE_INDEX
-        for i, ids in enumerate(prompt_ids):
-            n = len(ids)
-            if batch["input_ids"][i, :n].tolist() != list(ids):
-                raise PromptPrefixError(
-                    f"Fila {rows[i].get('id')!r}: los tokens del prompt no son un prefijo de los de "
-                    "prompt + respuesta; la pérdida se calcularía en el sitio equivocado. Revisa la plantilla de chat."
-                )
-            labels[i, :n] = IGNORE_INDEX
-        batch["labels"] = labels
-        return dict(batch)
+    if list(map(int, input_ids[: len(prompt_ids)])) != list(map(int, prompt_ids)):
+        raise PromptPrefixError(
+            f"Fila {row.get('id')!r}: los tokens del prompt no son un prefijo de los de "
+            "prompt + respuesta; la pérdida se calcularía en el sitio equivocado. Revisa la plantilla de chat."
+        )
 
 
 def two_rate_optimizer(model: Any, *, lr: float, projector_lr: float, weight_decay: float = 0.0) -> Any:
@@ -275,67 +257,3 @@ def release(namespace: dict[str, Any], *names: str) -> None:
             gone[name] = weakref.ref(namespace[name])
             namespace[name] = None
     free_memory(**gone)
-
-
-# --------------------------------------------------------------------------- merging
-
-
-@dataclass(frozen=True)
-class MergeCheck:
-    """Greedy outputs of the adapter model and of the reloaded merged model."""
-
-    merged_dir: Path
-    adapter_outputs: list[str]
-    merged_outputs: list[str]
-
-    @property
-    def identical(self) -> int:
-        return sum(a == b for a, b in zip(self.adapter_outputs, self.merged_outputs))
-
-    @property
-    def all_equal(self) -> bool:
-        return self.adapter_outputs == self.merged_outputs
-
-
-def merge_and_verify(
-    adapter_dir: Path,
-    processor: Any,
-    merged_dir: Path,
-    *,
-    load_base: Callable[[], Any],
-    answer: Callable[[Any], list[str]],
-    load_merged: Callable[[Path], Any],
-) -> tuple[Any, MergeCheck]:
-    """Fold the LoRA weights into the base model, save it, reload it, compare outputs.
-
-    Only one copy of the model is ever in memory: the base (with the adapter, then
-    merged in place) is freed — and checked to be freed — before the merged folder is
-    reloaded.  The caller must not hold the base: pass a loader, not a model.
-
-    Args:
-        adapter_dir: the trained adapter (``PeftModel.save_pretrained``).
-        processor: saved next to the merged weights, so the folder is self-contained.
-        merged_dir: where to save.
-        load_base: ``() → model``: the base in full precision (merging into a 4-bit base
-            would round the merged weights), with the same ``device_map`` as the reload.
-        answer: ``model → list of answers`` on fixed inputs (e.g. :func:`generate_answers`
-            on a few test rows); called on the adapter model and on the reloaded model.
-        load_merged: ``folder → model`` (e.g. ``LlavaForConditionalGeneration.from_pretrained``).
-
-    Returns:
-        The reloaded merged model and the comparison.
-    """
-    from peft import PeftModel
-
-    with_adapter = PeftModel.from_pretrained(load_base(), adapter_dir)
-    adapter_outputs = answer(with_adapter)
-    merged = with_adapter.merge_and_unload()  # the base model itself, LoRA folded in
-    merged_dir = Path(merged_dir)
-    merged.save_pretrained(merged_dir)
-    processor.save_pretrained(merged_dir)
-    probe = weakref.ref(merged)
-    del merged, with_adapter
-    free_memory(modelo_fusionado=probe)
-    reloaded = load_merged(merged_dir)
-    merged_outputs = answer(reloaded)
-    return reloaded, MergeCheck(merged_dir, adapter_outputs, merged_outputs)

@@ -368,11 +368,6 @@ def llava_row_to_messages(row: Mapping[str, Any], *, with_answer: bool = True) -
     return messages
 
 
-def answer_of(row: Mapping[str, Any]) -> str:
-    """The reference answer of a LLaVA conversation row (its last ``gpt`` turn)."""
-    return str(row["conversations"][-1]["value"])
-
-
 # --------------------------------------------------------------------------- scoring
 
 
@@ -434,6 +429,78 @@ def majority_predictions(train: Sequence[VqaRow], test: Sequence[VqaRow]) -> lis
     by_type = majority_answers(train)
     overall = Counter(normalize_answer(r.answer) for r in train).most_common(1)[0][0]
     return [by_type.get(row.qtype, overall) for row in test]
+
+
+#: Exercise 2's fixed case: (reference, prediction, qtype).  The shape errors, normalized:
+#: (triangulo → cuadrado) ×3, (circulo → cuadrado) ×2, (cuadrado → circulo) ×1; «Círculo.» and
+#: «circulo» are the same answer; colour errors must not be counted for "forma".
+ERRORS_CASE: tuple[tuple[str, str, str], ...] = (
+    ("triángulo", "cuadrado", "forma"),
+    ("triángulo", "Cuadrado", "forma"),
+    ("triángulo", "cuadrado.", "forma"),
+    ("círculo", "cuadrado", "forma"),
+    ("círculo", "cuadrado", "forma"),
+    ("cuadrado", "círculo", "forma"),
+    ("círculo", "Círculo.", "forma"),
+    ("cuadrado", "cuadrado", "forma"),
+    ("rojo", "azul", "color"),
+    ("rojo", "azul", "color"),
+    ("rojo", "azul", "color"),
+    ("rojo", "azul", "color"),
+)
+
+
+def check_frequent_errors(function: Any) -> bool:
+    """Self-check of exercise 2: ``function(references, predictions, qtypes, qtype, top=3)``
+    must return the ``top`` most frequent ``((reference, prediction), count)`` errors of
+    ``qtype``, compared after :func:`normalize_answer`."""
+    from utils.core.exercises import Expectation, attempt, report
+
+    refs, preds, types = (list(column) for column in zip(*ERRORS_CASE))
+    value, stub = attempt(function, refs, preds, types, "forma", top=2)
+    if stub is not None:
+        return report("errores más frecuentes", [stub])
+    try:
+        got = [(tuple(pair), int(count)) for pair, count in value]
+    except (TypeError, ValueError):
+        got = None  # not a list of ((reference, prediction), count)
+    errors = Counter(
+        (normalize_answer(r), normalize_answer(p))
+        for r, p, t in ERRORS_CASE
+        if t == "forma" and normalize_answer(r) != normalize_answer(p)
+    )
+    truth = errors.most_common(2)
+    pairs, counts = ([p for p, _ in got], [c for _, c in got]) if got is not None else ([], [])
+    return report(
+        "errores más frecuentes",
+        [
+            Expectation(
+                got is not None and len(got) == 2,
+                f"devuelve una lista de top=2 pares: {value!r}",
+                "devuelve una lista de ((correcta, predicha), veces), como Counter.most_common(top)",
+            ),
+            Expectation(
+                got is not None and ("rojo", "azul") not in pairs,
+                "solo cuenta las preguntas del tipo pedido",
+                "filtra por qtype: los errores de color no son de forma",
+            ),
+            Expectation(
+                got is not None and all(len(p) == 2 and p[0] != p[1] for p in pairs),
+                "no cuenta los aciertos como errores",
+                "compara las respuestas normalizadas: «Círculo.» y «círculo» son la misma respuesta",
+            ),
+            Expectation(
+                got == truth,
+                "los más frecuentes, normalizados y en orden",
+                "normaliza con normalize_answer antes de contar y ordena de más a menos veces",
+            ),
+            Expectation(
+                got is not None and counts == sorted(counts, reverse=True),
+                "de más a menos frecuente",
+                "ordena por veces",
+            ),
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- full profile

@@ -1,16 +1,17 @@
-"""A shop chatbot: menu and prices in the system prompt, a history trimmed to a token
-budget, and the final order as validated JSON whose total Python checks.
+"""What notebook 05's shop chatbot needs that is not the lesson: counting tokens, trimming
+the history to a budget, the menu file, and pricing an order in Python.
+
+The chat loop, the system prompt and the order's pydantic model are written in the notebook
+(section 8); these helpers are the parts a learner uses without rewriting:
 
 .. code-block:: python
 
     menu = Menu.load(data_dir() / "tienda_menu.json")
-    bot = ShopBot(menu, max_history_tokens=600)
-    bot.run(read=input)                 # ends on "salir" or an empty line
-    order = bot.take_order()            # JsonResult with the validated order
-    check_order(order.value, menu)      # the total, computed by Python
+    window = trim_history(messages, 450, server_token_counter(llm))  # system + newest turns
+    check_order(order, menu).receipt()                               # the total, by Python
 
 The model only *talks*; prices and totals come from the menu and from Python, because a
-language model is not a calculator (and a 135M model is not even a good waiter).
+language model is not a calculator.
 """
 
 from __future__ import annotations
@@ -19,17 +20,15 @@ import json
 import math
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel
 
 from utils.core.errors import CourseError
-from utils.prompting.structured_output import JsonResult, ask_json, describe_schema
-from utils.services.llm_client import Completion, LLMClient, chat, default_client
+from utils.services.llm_client import LLMClient, default_client
 
 Message = dict[str, str]
 TokenCounter = Callable[[str], int]
@@ -41,8 +40,6 @@ REPLY_OVERHEAD = 4
 #: Characters per token assumed when the server cannot count (Spanish ≈ 2.5–4 depending on
 #: the tokenizer; a low value overestimates tokens, which is the safe side).
 CHARS_PER_TOKEN = 2.5
-#: What ends a conversation (besides an empty line).
-EXIT_WORDS = frozenset({"salir", "adiós", "adios", "exit", "quit"})
 
 
 # --------------------------------------------------------------------------- tokens
@@ -121,8 +118,8 @@ def trim_history(
         need = history_tokens([*system, rest[-1]], count)
         raise HistoryBudgetError(
             f"El presupuesto del historial ({max_tokens} tokens) no alcanza ni para el mensaje de "
-            f"sistema y la última pregunta ({need} tokens). Súbelo (max_history_tokens en "
-            "utils/settings.py) o acorta el mensaje de sistema."
+            f"sistema y la última pregunta ({need} tokens). Súbelo en la celda de arranque "
+            '(start("05_prompting_llm_local", max_history_tokens=...)) o acorta el mensaje de sistema.'
         )
     kept.reverse()
     while len(kept) > 1 and kept[0]["role"] == "assistant":
@@ -191,21 +188,6 @@ class Menu:
         return "\n".join(f"- {item.name}: {item.price:.2f} {self.currency}" for item in self.items)
 
 
-def order_model(menu: Menu) -> type[BaseModel]:
-    """A pydantic model of an order in which ``product`` can only be a menu name.
-
-    Its JSON schema carries the names as an ``enum``, so constrained decoding cannot
-    invent products; ``total`` is what the model claims, which :func:`check_order` verifies.
-    """
-    product = Literal[tuple(menu.names)]  # type: ignore[valid-type]
-    line = create_model("OrderLine", product=(product, ...), quantity=(int, Field(ge=1, le=50)))
-    return create_model(
-        "Order",
-        items=(list[line], Field(min_length=1)),  # type: ignore[valid-type]
-        total=(float, Field(ge=0, allow_inf_nan=False)),
-    )
-
-
 @dataclass(frozen=True)
 class OrderCheck:
     """An order priced by Python from the menu, next to the total the model claimed."""
@@ -233,130 +215,8 @@ class OrderCheck:
 
 
 def check_order(order: BaseModel, menu: Menu) -> OrderCheck:
-    """Price ``order`` (from :func:`order_model`) with the menu; compare with its total."""
+    """Price ``order`` (``items`` of ``product``/``quantity`` and a ``total``, the ``Order``
+    model of notebook 05, section 8) with the menu; compare with the total the model claimed."""
     lines = tuple((line.product, line.quantity, menu.price(line.product)) for line in order.items)
     computed = round(sum(q * p for _, q, p in lines), 2)
     return OrderCheck(lines, computed, float(order.total))
-
-
-# --------------------------------------------------------------------------- the bot
-
-SYSTEM_PROMPT = """Eres el camarero virtual de {shop}. Atiendes en español, con frases cortas y amables.
-Solo vendes lo que hay en la carta, a estos precios:
-{menu}
-Reglas:
-1. Si piden algo que no está en la carta, dilo y ofrece una alternativa de la carta.
-2. No inventes precios ni productos.
-3. Cuando el cliente termine, resume el pedido con cantidades y precios."""
-
-ORDER_PROMPT = """Extrae el pedido final del cliente de la conversación delimitada por <conversacion>.
-Usa solo productos de esta carta (nombre exacto) con su precio:
-{menu}
-Devuelve solo {schema}, donde "total" es la suma de cantidad × precio.
-<conversacion>
-{conversation}
-</conversacion>"""
-
-
-def is_exit(text: str | None) -> bool:
-    """True for an empty line, ``None`` (end of input) or an exit word such as «salir»."""
-    if text is None:
-        return True
-    cleaned = text.strip().strip(".!¡?¿ ").lower()
-    return cleaned == "" or cleaned in EXIT_WORDS
-
-
-@dataclass
-class ShopBot:
-    """A waiter bot for ``menu``: keeps the whole conversation, sends a trimmed window.
-
-    Attributes:
-        transcript: everything said (never trimmed); ``context()`` is what the model sees.
-        sent / dropped: messages sent in / left out of the last request (``max_history_tokens``).
-    """
-
-    menu: Menu
-    max_history_tokens: int
-    client: LLMClient | None = None
-    count_tokens: TokenCounter = estimate_tokens
-    max_tokens: int | None = None
-    system_prompt: str = ""
-    transcript: list[Message] = field(default_factory=list)
-    replies: list[Completion] = field(default_factory=list)
-    dropped: int = 0
-    sent: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.system_prompt:
-            self.system_prompt = SYSTEM_PROMPT.format(shop=self.menu.shop, menu=self.menu.as_text())
-
-    def context(self) -> list[Message]:
-        """System prompt + the newest messages that fit in the token budget."""
-        full = [{"role": "system", "content": self.system_prompt}, *self.transcript]
-        window = trim_history(full, self.max_history_tokens, self.count_tokens)
-        self.dropped, self.sent = len(full) - len(window), len(window)
-        return window
-
-    def reply(self, user_text: str) -> Completion:
-        """Add the customer's message, ask the model with the trimmed history, keep its answer."""
-        self.transcript.append({"role": "user", "content": user_text})
-        try:
-            completion = chat(self.context(), client=self.client, max_tokens=self.max_tokens)
-        except BaseException:
-            self.transcript.pop()  # unanswered: the conversation stays as it was, ready to retry
-            raise
-        self.transcript.append({"role": "assistant", "content": completion.text})
-        self.replies.append(completion)
-        return completion
-
-    def run(
-        self,
-        read: Callable[[str], str | None] = input,
-        write: Callable[[str], Any] = print,
-    ) -> int:
-        """The conversation loop: read, answer, repeat until «salir» or an empty line.
-
-        Returns the number of turns.  ``read`` is ``input`` for a person; pass
-        ``scripted(lines)`` to replay a fixed conversation.
-        """
-        turns = 0
-        while True:
-            try:
-                text = read("Tú: ")
-            except EOFError:
-                text = None
-            if is_exit(text):
-                write("(fin de la conversación)")
-                return turns
-            completion = self.reply(text)  # type: ignore[arg-type]
-            turns += 1
-            write(f"🤖 {completion.text.strip()}")
-            write(f"   {completion.stats_line()} · enviados {self.sent} mensajes, {self.dropped} recortados")
-
-    def customer_lines(self) -> list[str]:
-        return [m["content"] for m in self.transcript if m["role"] == "user"]
-
-    def take_order(self, *, constrained: bool = True, repairs: int = 2, **options: Any) -> JsonResult:
-        """Ask for the final order as JSON (from what the *customer* said), validated.
-
-        Uses the whole transcript, not the trimmed window: trimming is for the
-        conversation, the order must not forget the first things asked for.
-        """
-        conversation = "\n".join(f"cliente: {line}" for line in self.customer_lines())
-        model = order_model(self.menu)
-        prompt = ORDER_PROMPT.format(
-            menu=self.menu.as_text(), conversation=conversation, schema=describe_schema(model)
-        )
-        return ask_json(prompt, model, constrained=constrained, repairs=repairs, client=self.client, **options)
-
-
-def scripted(lines: Iterable[str], echo: Callable[[str], Any] = print) -> Callable[[str], str | None]:
-    """An ``input``-like function that replays ``lines`` (and prints them), then ends."""
-    queue = iter(lines)
-
-    def read(prompt: str) -> str | None:
-        line = next(queue, None)
-        echo(f"{prompt}{line if line is not None else ''}")
-        return line
-
-    return read

@@ -1,15 +1,18 @@
-"""Self-checks for the ``# EJERCICIO`` cells of notebook 05 (prompting).
+"""Checks for notebook 05's exercises (prompting).
 
-The checks call the learner's function on real inputs and look at the prompt it builds,
-not at how the code is written.
+Each ``check_*`` calls the learner's code on fixed inputs and looks at what it *does* (the
+prompt it builds, the JSON it accepts or refuses), not at how it is written; it prints in
+Spanish what is missing and never raises (:mod:`utils.core.exercises`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
-from utils.core.exercises import Expectation, report
+from utils.core.exercises import Expectation, attempt, report
+from utils.prompting.structured_output import validate_json
 
 #: Text that may open / close a delimited block: code fences, triple quotes, ###, ---, <tags>.
 OPENERS = ("```", '"""', "'''", "###", "---", ">")
@@ -39,25 +42,25 @@ def is_delimited(prompt: str, text: str) -> bool:
 
 
 def check_summary_prompt(build: Callable[[str, int, str], str]) -> bool:
-    """Check ``build(review, max_words, aspect)`` → a summary prompt using the lesson's tactics.
+    """Exercise 1 (guided): ``build(review, max_words, aspect)`` → a summary prompt.
 
-    Expects, for every test review: a string; the review verbatim between delimiters; the
-    word limit as a number; the aspect to focus on; and prompts that change with the inputs
-    (nothing hard-coded).
+    Expects, for every test review: a non-empty string; the review verbatim between
+    delimiters; the word limit as a number; the aspect to focus on; and prompts that change
+    with the inputs (nothing hard-coded).
     """
+    title = "prompt de resumen con delimitadores, límite y foco"
     prompts: list[str] = []
-    problems: list[str] = []
     for review, max_words, aspect in _CASES:
-        try:
-            prompt = build(review, max_words, aspect)
-        except Exception as exc:  # noqa: BLE001 - the learner's code: report instead of crashing the cell
-            problems.append(f"la función falló con {exc.__class__.__name__}: {exc}")
-            prompt = ""
+        prompt, failed = attempt(build, review, max_words, aspect)
+        if failed is not None:
+            return report(title, [failed])
         prompts.append(prompt if isinstance(prompt, str) else "")
-    ok_type = all(isinstance(p, str) and p.strip() for p in prompts) and not problems
-    hint_type = problems[0] if problems else "la función debe devolver el prompt como texto (str)"
     checks = [
-        Expectation(ok_type, "devuelve un prompt (texto no vacío)", hint_type),
+        Expectation(
+            all(p.strip() for p in prompts),
+            "devuelve un prompt (texto no vacío)",
+            "la función debe devolver el prompt como texto (str)",
+        ),
         Expectation(
             all(is_delimited(p, review) for p, (review, _, _) in zip(prompts, _CASES)),
             'la reseña va entera entre delimitadores (```, """, ### o <etiqueta>…</etiqueta>)',
@@ -79,4 +82,79 @@ def check_summary_prompt(build: Callable[[str, int, str], str]) -> bool:
             "construye el prompt a partir de los argumentos, no lo escribas fijo",
         ),
     ]
-    return report("prompt de resumen con delimitadores, límite y foco", checks)
+    return report(title, checks)
+
+
+#: Bookings the schema of exercise 2 must accept.
+BOOKINGS_OK = (
+    {"name": "Marta", "people": 4, "day": "viernes", "time": "21:00"},
+    {"name": "Luis Pérez", "people": 1, "day": "lunes", "time": "13:30"},
+    {"name": "Ana", "people": 12, "day": "sábado", "time": "09:05"},
+)
+_OK = BOOKINGS_OK[0]
+#: What it must refuse, by field: (what, hint, wrong bookings).
+BOOKINGS_BAD = (
+    (
+        "`people` solo acepta enteros de 1 a 12",
+        "limita el número con Field(ge=..., le=...) y usa int",
+        [{**_OK, "people": p} for p in (0, -2, 13, 40, 2.5)],
+    ),
+    (
+        "`day` solo acepta un día de la semana en minúsculas",
+        'usa Literal["lunes", "martes", ...] con los siete días',
+        [{**_OK, "day": d} for d in ("festivo", "mañana", "")],
+    ),
+    (
+        "`time` solo acepta una hora HH:MM de 00:00 a 23:59",
+        'usa Field(pattern=r"...") con [0-9] (no \\d: la gramática de llama.cpp no lo entiende) o un field_validator',
+        [{**_OK, "time": t} for t in ("25:00", "21:60", "9pm", "21h", "")],
+    ),
+    (
+        "`name` es obligatorio y no puede estar vacío",
+        "usa Field(min_length=1) y no le pongas valor por defecto",
+        [{**_OK, "name": ""}, {k: v for k, v in _OK.items() if k != "name"}],
+    ),
+)
+
+
+def check_booking_model(model: object) -> bool:
+    """Exercise 2 (open): a pydantic model for a table booking (``name``, ``people``, ``day``,
+    ``time``) that accepts :data:`BOOKINGS_OK` and refuses every booking in :data:`BOOKINGS_BAD`."""
+    title = "esquema de una reserva de mesa"
+    if model is None:
+        failed = Expectation(
+            False, "`Booking` está definida", "aún es el esqueleto: cambia `Booking = None` por tu clase"
+        )
+        return report(title, [failed])
+    from pydantic import BaseModel
+
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        failed = Expectation(
+            False, "`Booking` es un modelo de pydantic", "define `class Booking(BaseModel):` con los cuatro campos"
+        )
+        return report(title, [failed])
+
+    try:
+        model.model_json_schema()  # what response_format will send; fails on an unfinished class
+    except Exception as exc:  # noqa: BLE001 - the learner's class may be broken in any way
+        failed = Expectation(
+            False, "`Booking` se puede usar", f"la clase no se puede usar: {type(exc).__name__}: {exc}"
+        )
+        return report(title, [failed])
+
+    def accepts(booking: dict) -> bool:
+        return validate_json(json.dumps(booking, ensure_ascii=False), model)[0] is not None
+
+    wrongly_refused = [b for b in BOOKINGS_OK if not accepts(b)]
+    checks = [
+        Expectation(
+            not wrongly_refused,
+            "acepta reservas correctas",
+            f"rechaza {json.dumps(wrongly_refused[0], ensure_ascii=False)}" if wrongly_refused else "",
+        )
+    ]
+    for what, hint, bad in BOOKINGS_BAD:
+        accepted = [b for b in bad if accepts(b)]
+        shown = json.dumps(accepted[0], ensure_ascii=False) if accepted else ""
+        checks.append(Expectation(not accepted, what, f"acepta {shown}; {hint}"))
+    return report(title, checks)

@@ -132,6 +132,8 @@ _PYDANTIC_ES = {
     "too_short": "debe tener al menos {min_length} elementos",
     "too_long": "debe tener como mucho {max_length} elementos",
     "none_required": "debe ser null",
+    "json_invalid": "JSON mal formado ({error})",
+    "json_type": "debe ser un texto JSON",
 }
 
 
@@ -249,6 +251,7 @@ def schema_response_format(
 ) -> dict[str, Any]:
     """The ``response_format`` that constrains the answer to ``model``'s JSON schema.
 
+    Enseñado en el cuaderno 05, sección 3 (táctica 2), where the dictionary is written by hand.
     llama-cpp-python's server (the course's) takes ``{"type": "json_object", "schema": …}``
     (``style="llama-cpp"``); LM Studio, Ollama, vLLM and OpenAI take the OpenAI form
     ``{"type": "json_schema", …}`` (``style="openai"``).  By default the style follows the

@@ -5,4 +5,4 @@ ownership, waiting, stopping a process group, a clean environment); :mod:`utils.
 is their shared command line.
 """
 
-__all__ = ["argilla_server", "cli", "llm_client", "llm_server", "supervisor"]
+__all__ = ["argilla_server", "cli", "llm_client", "llm_server", "ray_cluster", "supervisor"]

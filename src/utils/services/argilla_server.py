@@ -291,9 +291,6 @@ def _server_env(config: ArgillaServerConfig) -> dict[str, str]:
     return env
 
 
-_spawn = supervisor.spawn
-
-
 def _run_cli(python: Path, args: list[str], config: ArgillaServerConfig, env: dict[str, str]) -> None:
     with open(config.log_file, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} argilla_server {' '.join(args[:3])}\n".encode())
@@ -392,7 +389,7 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
     pids: dict[str, int] = {}
     children: dict[str, subprocess.Popen] = {}
     try:
-        search = _spawn(
+        search = supervisor.spawn(
             [str(_noida_binary(venv)), "start", "--data-dir", str(config.data_dir / "search"),
              "--host", config.host, "--only", "elasticsearch,redis",
              "--elasticsearch-port", str(config.search_port), "--redis-port", str(config.redis_port)],
@@ -410,7 +407,7 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
             _run_cli(python, ["database", "users", "create_default", "--api-key", LOCAL_API_KEY,
                               "--password", LOCAL_PASSWORD, "--quiet"], config, env)  # fmt: skip
             (config.data_dir / "home" / ".initialized").write_text(time.strftime("%F %T"), encoding="utf-8")
-        server = _spawn(
+        server = supervisor.spawn(
             [str(python), "-m", "argilla_server", "start", "--host", config.host, "--port", str(config.port)],
             config.log_file,
             env,
@@ -449,10 +446,6 @@ def _write_state(config: ArgillaServerConfig, pids: dict[str, int]) -> None:
     config.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
 
 
-def _kill_group(pid: int, timeout: float) -> None:
-    supervisor.kill_group(pid, _is_alive, timeout)
-
-
 def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bool:
     """Stop the course's Argilla server and its search engine. False if none was running.
 
@@ -465,7 +458,7 @@ def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bo
     pids = {name: int(pid) for name, pid in state.get("pids", {}).items()}
     for name in ("argilla", "search"):  # the server first, then what it depends on
         if name in pids:
-            _kill_group(pids[name], timeout)
+            supervisor.kill_group(pids[name], _is_alive, timeout)
     config.state_file.unlink(missing_ok=True)
     return bool(pids)
 

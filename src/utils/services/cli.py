@@ -25,7 +25,8 @@ _TRANSLATIONS = (
 
 class _SpanishHelp(argparse.HelpFormatter):
     def add_usage(self, usage, actions, groups, prefix=None):
-        super().add_usage(usage, actions, groups, prefix or "uso: ")
+        # prefix "" (not None) is argparse building a subcommand's prog: no «uso: » there
+        super().add_usage(usage, actions, groups, "uso: " if prefix is None else prefix)
 
 
 class SpanishArgumentParser(argparse.ArgumentParser):

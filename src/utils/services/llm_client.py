@@ -245,8 +245,8 @@ def _context_error(message: str, max_tokens: int | None) -> LLMContextError:
     return LLMContextError(
         "La conversación no cabe en la ventana de contexto del modelo" + detail + ": el prompt "
         f"(sistema + historial + mensaje) más la respuesta pedida (max_tokens={max_tokens}) superan "
-        "el límite (n_ctx). Qué hacer: acorta el historial (trim_history, o un max_history_tokens "
-        "más bajo en ShopBot), acorta el prompt o los ejemplos, o baja max_tokens. O usa una "
+        "el límite (n_ctx). Qué hacer: acorta el historial (trim_history con un max_history_tokens "
+        "más bajo), acorta el prompt o los ejemplos, o baja max_tokens. O usa una "
         "ventana mayor: `scripts/llm_server stop`, exporta "
         "COURSE_SETTINGS_OVERRIDES='{\"llm.n_ctx\": 4096}' antes de abrir el cuaderno y vuelve "
         "a ejecutar la celda que arranca el servidor.",

@@ -287,12 +287,6 @@ def ensure_running(settings: CourseSettings | None = None) -> ServerStatus:
     return start(default_config(settings))
 
 
-# Kept for code that imported these private helpers from here.
-_log_tail = supervisor.log_tail
-_port_busy = supervisor.port_busy
-_reap = supervisor.reap
-
-
 # --------------------------------------------------------------------------- CLI
 
 

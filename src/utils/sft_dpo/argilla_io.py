@@ -118,7 +118,7 @@ def connection_advice(target: ArgillaTarget, exc: BaseException) -> str:
     if kind in {"ArgillaCredentialsError", "UnauthorizedError", "ForbiddenError"}:
         return (
             f"Argilla en {url} rechaza la clave: {KEY_ENV} no es válida para ese servidor. Copia la "
-            f"API key de tu usuario (en Argilla: menú de tu usuario → My settings) y ponla en {KEY_ENV} "
+            f"API key de tu usuario (en Argilla: menú de tu usuario → «My settings») y ponla en {KEY_ENV} "
             + how_to_set.replace("NOMBRE", KEY_ENV)
             + f". Si la clave es buena, comprueba que {URL_ENV} es tu Space y no otro."
         )
@@ -133,8 +133,8 @@ def connection_advice(target: ArgillaTarget, exc: BaseException) -> str:
         problem = f"{url} responde, pero no es la API de Argilla ({kind})"
     return (
         f"Argilla: {problem}. {URL_ENV} debe ser la URL directa del Space, "
-        "`https://<usuario>-<space>.hf.space`, sin nada detrás (en el Space: menú ⋮ → Embed this Space → "
-        "Direct URL). Corrígela " + how_to_set.replace("NOMBRE", URL_ENV) + "."
+        "`https://<usuario>-<space>.hf.space`, sin nada detrás (en el Space: menú ⋮ → «Embed this Space» → "
+        "«Direct URL»). Corrígela " + how_to_set.replace("NOMBRE", URL_ENV) + "."
     )
 
 

@@ -1,11 +1,14 @@
 """Command line of the translation engine.
 
     python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|ctranslate2|openai] [--chunk-size N] [--shard i/n] ...
+    python -m utils.translate run INPUT OUT_DIR --ray local|HOST:PORT [--ray-workers N] ...
     python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl [--force]
 
 Defaults come from the active profile (:mod:`utils.core.settings`, section ``translate``): in
 mini the seq2seq backend runs offline with no server and no download.  ``run`` resumes
 whatever ``OUT_DIR`` already holds; ``merge`` checks that the shards cover every row once.
+``--ray`` translates the chunks on Ray actors (:mod:`utils.translate.ray_runner`); the
+commit log, the report and resume are the same.
 Exit codes: 0 done; 1 bad input, settings or folder; 2 bad options; 75 stopped early
 (backend down, disk full, chunks left after transient failures: run the same command
 again to resume); 130 Ctrl-C (SIGINT); 143 SIGTERM.  Every error is one Spanish
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import logging
 import signal
@@ -60,7 +64,9 @@ def _positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from utils.services.cli import SpanishArgumentParser  # argparse's own errors, said in Spanish
+
+    parser = SpanishArgumentParser(
         prog="python -m utils.translate",
         description="Translate LLaVA conversation datasets to Spanish, in resumable chunks.",
     )
@@ -104,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=_positive_int, help="CPU threads for the seq2seq model (default: the idle cores)"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--ray",
+        metavar="local|HOST:PORT",
+        help="translate the chunks on a Ray cluster, one model per actor: 'local' starts (and stops) one on "
+        "127.0.0.1 (COURSE_RAY_PORT), HOST:PORT joins a running one; commits stay in this process",
+    )
+    run.add_argument(
+        "--ray-workers", type=_positive_int, help="Ray actors (models); default: one per GPU, else one per CPU"
+    )
     merge = sub.add_parser(
         "merge",
         help="join the chunks of one or more OUT_DIRs (shards) into one JSON Lines file",
@@ -124,6 +139,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from utils.translate.store import Shard, prepare_out_dir
 
     shard = Shard.parse(args.shard)  # cheap checks first: bad input fails before the model loads
+    if args.ray is not None and args.ray.strip() != "local":
+        from utils.services.ray_cluster import parse_address
+
+        parse_address(args.ray)  # a typo fails before anything starts
     rows = load_rows(args.input, args.limit)
     check_usable(rows, args.input)
     prepare_out_dir(args.out_dir)
@@ -133,28 +152,33 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
         go_offline()
     cfg = settings.translate
-    backend = make_backend(
-        args.backend,
-        settings=settings,
-        model=args.model,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        num_beams=args.num_beams,
-        device=args.device,
-        dtype=args.dtype,
-        threads=args.threads or "auto",
-        quantization=args.quantization,
-    )
-    return run_translation(
+    options = {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "num_beams": args.num_beams,
+        "device": args.device,
+        "dtype": args.dtype,
+        "quantization": args.quantization,
+    }
+    run = functools.partial(
+        run_translation,
         args.input,
         args.out_dir,
-        backend,
         chunk_size=args.chunk_size or cfg.chunk_size,
         shard=shard,
         limit=args.limit,
         progress=not args.no_progress,
         rows=rows,
     )
+    if args.ray is None:
+        return run(make_backend(args.backend, settings=settings, threads=args.threads or "auto", **options))
+    from utils.services.ray_cluster import cluster
+    from utils.translate.ray_runner import RayWorkers, build_backend
+
+    factory = functools.partial(build_backend, settings.profile, args.backend, threads=args.threads or 1, **options)
+    with cluster(args.ray) as address, RayWorkers(address, factory, workers=args.ray_workers) as workers:
+        return run(None, workers=workers)
 
 
 def _os_error(exc: OSError, command: str) -> tuple[str, int]:

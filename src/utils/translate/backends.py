@@ -137,7 +137,7 @@ class Seq2SeqBackend:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         if dtype != "auto" and dtype not in DTYPES:  # before anything is loaded
-            raise ValueError(f"Unknown dtype {dtype!r}: use 'auto' or one of {', '.join(DTYPES)}.")
+            raise ValueError(f"La precisión {dtype!r} no existe: usa 'auto' o una de estas: {', '.join(DTYPES)}.")
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if self.device == "cpu" and threads:
             torch.set_num_threads(idle_cpu_threads() if threads == "auto" else int(threads))
@@ -248,7 +248,7 @@ class ChatBackend:
         retry: RetryPolicy = RetryPolicy(attempts=4, base_delay=1.0),
     ) -> None:
         if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
+            raise ValueError(f"concurrency={concurrency} no es válido: hace falta al menos 1 petición a la vez.")
         self.client = client
         self.model = model
         self.batch_size = concurrency
@@ -270,7 +270,9 @@ class ChatBackend:
             return response.choices[0].message.content or ""
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
-            log.warning("request failed (%s); retry %d in %.1f s", type(exc).__name__, attempt + 1, delay)
+            log.warning(
+                "la petición falló (%s); reintento %d dentro de %.1f s", type(exc).__name__, attempt + 1, delay
+            )
 
         return retry_call(call, self.retry, on_retry=on_retry)
 
@@ -346,4 +348,4 @@ def make_backend(
             concurrency=batch_size or cfg.chat_concurrency,
             max_tokens=max_new_tokens or cfg.chat_max_tokens,
         )
-    raise ValueError(f"Unknown backend {kind!r}; choose one of: {', '.join(BACKENDS)}.")
+    raise ValueError(f"El motor de traducción {kind!r} no existe; elige uno de estos: {', '.join(BACKENDS)}.")

@@ -36,10 +36,10 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from utils.core.retry import RetryPolicy, is_transient, retry_call
 from utils.translate.backends import Backend
@@ -264,6 +264,8 @@ class ChunkOutput:
     stats: dict[str, Any]
     qa: dict[str, Any]
     transient_failures: int = 0  # rows in ``quarantined`` only because of transient backend failures
+    #: (source, translation) pairs translated for this chunk by a worker elsewhere (Ray), for the driver's cache.
+    translations: list[tuple[str, str]] | None = None
 
 
 def translate_chunk(
@@ -331,6 +333,19 @@ def translate_chunk(
 # --------------------------------------------------------------------------- runs
 
 
+class ChunkWorkers(Protocol):
+    """Translates chunks outside this process (see :mod:`utils.translate.ray_runner`)."""
+
+    #: The backend's name, as :attr:`Backend.name` (the same for every worker).
+    name: str
+
+    def map_chunks(
+        self, jobs: Sequence[tuple[int, Sequence[Any], int]], *, rules: ProtectionRules, qa_config: QAConfig
+    ) -> Iterator[tuple[int, ChunkOutput]]:
+        """Translate each ``(chunk, rows, first_index)``; yield ``(chunk, output)`` as they finish."""
+        ...
+
+
 def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -353,6 +368,7 @@ def run_translation(
     progress: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     rows: list[Any] | None = None,
+    workers: ChunkWorkers | None = None,
 ) -> dict[str, Any]:
     """Translate ``input_path`` into ``out_dir``, resuming whatever is already there.
 
@@ -370,6 +386,11 @@ def run_translation(
         progress: show a progress bar with rows/s, segments/s and ETA.
         rows: ``load_rows(input_path, limit)`` if the caller already read them (the CLI
             reads the input before loading the model, to report bad input quickly).
+        workers: translate the chunks elsewhere (e.g. :class:`utils.translate.ray_runner.RayWorkers`,
+            one model per Ray actor) instead of with ``backend`` in this process.  Only the
+            translation moves: commits, deferrals, the cache file and the report stay here,
+            keyed by chunk, so a chunk translated twice is still committed once.  ``backend``
+            is then unused (``None`` is fine).
 
     Returns:
         The report (also saved as ``out_dir/report.json``).  ``complete`` is false when
@@ -392,11 +413,11 @@ def run_translation(
         total_rows=len(objects),
         chunk_size=chunk_size,
         shard=shard,
-        backend=backend.name,
+        backend=(workers or backend).name,
     )
     store = ChunkStore(out_dir, identity)
     try:
-        cache = TranslationCache(out_dir / "cache.sqlite", backend.name)
+        cache = TranslationCache(out_dir / "cache.sqlite", identity.backend)
     except BaseException:
         store.close()
         raise
@@ -404,9 +425,11 @@ def run_translation(
     pending = store.pending()
     if resumed:
         log.info("reanudando: %d bloque(s) ya hechos, %d por hacer", resumed, len(pending))
-    translator = SegmentTranslator(
-        backend, cache, retry=retry, max_consecutive_failures=max_consecutive_failures, sleep=sleep
-    )
+    translator = None
+    if workers is None:
+        translator = SegmentTranslator(
+            backend, cache, retry=retry, max_consecutive_failures=max_consecutive_failures, sleep=sleep
+        )
     my_rows = sum(identity.chunk_rows(k)[1] - identity.chunk_rows(k)[0] for k in identity.my_chunks())
     done_rows = sum(r.rows[1] - r.rows[0] for r in store.records.values())
     bar = _progress_bar(my_rows, done_rows, progress)
@@ -417,17 +440,34 @@ def run_translation(
         nonlocal seg_done
         seg_done += count
         rate = seg_done / max(time.perf_counter() - seg_started, 1e-9)
-        bar.set_postfix(seg_s=f"{rate:.1f}", cache=f"{len(translator.memory)}", refresh=True)
+        bar.set_postfix(seg_s=f"{rate:.1f}", cache=f"{len(translator.memory) if translator else '-'}", refresh=True)
+
+    def translated() -> Iterator[tuple[int, ChunkOutput]]:
+        if workers is not None:
+            jobs = [(k, objects[slice(*identity.chunk_rows(k))], identity.chunk_rows(k)[0]) for k in pending]
+            yield from workers.map_chunks(jobs, rules=rules, qa_config=qa_config)
+            return
+        for chunk in pending:
+            start, end = identity.chunk_rows(chunk)
+            yield (
+                chunk,
+                translate_chunk(
+                    objects[start:end], start, translator, rules=rules, qa_config=qa_config, on_batch=on_batch
+                ),
+            )
 
     this_run = 0
     deferred: list[int] = []
+    handled: set[int] = set()
     failed: BaseException | None = None
     try:
-        for chunk in pending:
+        for chunk, output in translated():
             start, end = identity.chunk_rows(chunk)
-            output = translate_chunk(
-                objects[start:end], start, translator, rules=rules, qa_config=qa_config, on_batch=on_batch
-            )
+            if chunk in handled or store.is_done(chunk):  # translated twice (a worker retried by Ray): once
+                continue
+            handled.add(chunk)
+            if output.translations:
+                cache.put_many(output.translations)
             if output.transient_failures and store.deferrals.get(chunk, 0) < max_transient_deferrals:
                 runs = store.defer(chunk, f"{output.transient_failures} fila(s) con fallos transitorios del backend")
                 deferred.append(chunk)

@@ -127,14 +127,18 @@ def load_rows(path: Path | str, limit: int | None = None) -> list[Any]:
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate a byte-order mark
                 except UnicodeDecodeError as exc:
-                    rows.append(Malformed(f"line {number} is not valid UTF-8 (byte {exc.start})"))
+                    rows.append(Malformed(f"la línea {number} no es UTF-8 válido (byte {exc.start})"))
                     continue
                 if not line.strip():
                     continue
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    rows.append(Malformed(f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})"))
+                    rows.append(
+                        Malformed(
+                            f"la línea {number} no es JSON válido (el lector dice «{exc.msg}», columna {exc.colno})"
+                        )
+                    )
                 if limit and len(rows) >= limit:
                     break
         return rows
@@ -148,7 +152,7 @@ def load_rows(path: Path | str, limit: int | None = None) -> list[Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise TranslateError(
-            f"{path} no es JSON válido: {exc.msg} en la línea {exc.lineno}, columna {exc.colno}. "
+            f"{path} no es JSON válido (el lector dice «{exc.msg}») en la línea {exc.lineno}, columna {exc.colno}. "
             "Corrige el fichero, o conviértelo a JSON Lines (.jsonl) para que las filas malas vayan a "
             "cuarentena una a una en vez de detener el trabajo."
         ) from None
@@ -206,29 +210,29 @@ def validate_row(obj: Any, index: int) -> ValidRow | str:
     if isinstance(obj, Malformed):
         return obj.reason
     if not isinstance(obj, dict):
-        return f"row is a JSON {type(obj).__name__}, expected an object"
+        return f"la fila es un {type(obj).__name__} de JSON; se esperaba un objeto"
     row_id = obj.get("id")
     if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
-        return "missing or invalid 'id' (expected a string)"
+        return "falta 'id' o no es válido (se esperaba un texto)"
     if "conversations" not in obj:
-        return "missing key 'conversations'"
+        return "falta la clave 'conversations'"
     turns_raw = obj["conversations"]
     if not isinstance(turns_raw, list):
-        return f"'conversations' is a {type(turns_raw).__name__}, expected a list of turns"
+        return f"'conversations' es un {type(turns_raw).__name__}; se esperaba una lista de turnos"
     if not turns_raw:
-        return "'conversations' is empty"
+        return "'conversations' está vacía"
     turns: list[Turn] = []
     for number, turn in enumerate(turns_raw):
         if not isinstance(turn, dict):
-            return f"turn {number} is a {type(turn).__name__}, expected an object with 'from' and 'value'"
+            return f"el turno {number} es un {type(turn).__name__}; se esperaba un objeto con 'from' y 'value'"
         for key in ("from", "value"):
             if key not in turn:
-                return f"turn {number} has no '{key}' key"
+                return f"al turno {number} le falta la clave '{key}'"
         if turn["from"] not in ROLES:
-            return f"turn {number}: 'from' is {turn['from']!r}, expected 'human' or 'gpt'"
+            return f"turno {number}: 'from' vale {turn['from']!r}; se esperaba 'human' o 'gpt'"
         if not isinstance(turn["value"], str):
             kind = "null" if turn["value"] is None else type(turn["value"]).__name__
-            return f"turn {number}: 'value' is {kind}, expected a string"
+            return f"turno {number}: 'value' es {kind}; se esperaba un texto"
         turns.append(Turn(turn["from"], turn["value"]))
     return ValidRow(index=index, id=str(row_id), raw=obj, turns=tuple(turns))
 

@@ -160,17 +160,6 @@ class Template:
         """The literal pieces, in order (what protection keeps byte for byte)."""
         return [p for p in self.pieces if isinstance(p, str)]
 
-    def table(self) -> list[dict[str, str]]:
-        """One dict per piece (``kind``: literal or sentence; ``text``; ``protected`` spans), for display."""
-        rows = []
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                rows.append({"kind": "literal", "text": repr(piece), "protected": ""})
-            else:
-                segment = self.segments[piece]
-                rows.append({"kind": "sentence", "text": segment.text, "protected": " · ".join(segment.protected)})
-        return rows
-
 
 def has_letters(text: str) -> bool:
     """True if ``text`` contains at least one letter (in any alphabet)."""
