@@ -240,10 +240,17 @@ def test_full_profile_configuration_builds_with_the_installed_versions():
     assert lora.r == full.lora_r and lora.task_type == "CAUSAL_LM"
 
 
-def test_mini_configuration_is_cpu_fp32_and_both_runs_share_it():
+def test_mini_configuration_is_cpu_fp32_weights_and_both_runs_share_it():
+    """Mini: fp32 weights; bf16 autocast exactly where the CPU computes bf16 natively (issue 14)."""
+    import torch
+
+    from utils.core.finetune import cpu_computes_bf16
+
     ns = run_tagged_cells(NOTEBOOK, ["good-bad-setup", "good-bad-config"], {"cfg": MINI})
     sft = ns["sft_config"]
-    assert ns["bnb_config"] is None and not sft.fp16 and not sft.bf16
+    assert ns["bnb_config"] is None and not sft.fp16 and sft.use_cpu
+    assert sft.model_init_kwargs == {"dtype": torch.float32}
+    assert sft.bf16 == cpu_computes_bf16() and ns["CALCULO"] == ("bf16" if cpu_computes_bf16() else "fp32")
     assert not sft.activation_checkpointing and sft.completion_only_loss
     assert sft.seed == sft.data_seed == MINI.seed and sft.max_steps == MINI.max_steps
     assert ns["tokenizer"].eos_token == "<|im_end|>"

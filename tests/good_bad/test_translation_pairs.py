@@ -15,8 +15,6 @@ from utils.good_bad.translation_pairs import (
     PairsError,
     TranslationPair,
     assert_clean,
-    chat_token_lengths,
-    check_chat_example,
     find_duplicates,
     find_empty,
     find_language_problems,
@@ -24,7 +22,6 @@ from utils.good_bad.translation_pairs import (
     integrity_report,
     load_pairs,
     read_pairs_jsonl,
-    render_chat,
     split_validation,
     to_chat_dataset,
     to_chat_example,
@@ -127,9 +124,10 @@ def test_checks_find_injected_faults():
     report = integrity_report(good, bad, test)
     assert not report.same_sources
     assert any("fuga" in p for p in report.problems) and any("vacíos" in p for p in report.problems)
-    with pytest.raises(PairsError, match="not fit for a fair comparison") as err:
+    with pytest.raises(PairsError, match="no sirven para una comparación justa") as err:
         assert_clean(report)
-    assert "different sources" in str(err.value) and "Fix the files in data/" in str(err.value)
+    assert "frases distintas" in str(err.value) and "Corrige los ficheros de data/" in str(err.value)
+    assert "settings.py" not in str(err.value)  # a learner never edits src/
     assert "❌" in report.summary()
 
 
@@ -187,15 +185,15 @@ def test_committed_sets_have_no_language_faults(sets):
 def test_reading_bad_files_names_file_and_line(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text('{"source": "Hi", "target": "Hola"}\n{"source": "Bye"\n', encoding="utf-8")
-    with pytest.raises(PairsError, match=r"pairs.jsonl, line 2: invalid JSON"):
+    with pytest.raises(PairsError, match=r"pairs.jsonl, línea 2: JSON no válido"):
         read_pairs_jsonl(path)
     path.write_text('{"source": "Hi", "translation": "Hola"}\n', encoding="utf-8")
-    with pytest.raises(PairsError, match=r"line 1: missing text field\(s\) \['target'\].*Columns found"):
+    with pytest.raises(PairsError, match=r"línea 1: faltan los campos de texto \['target'\].*Columnas encontradas"):
         read_pairs_jsonl(path)
     path.write_text("\n", encoding="utf-8")
-    with pytest.raises(PairsError, match="holds no translation pairs"):
+    with pytest.raises(PairsError, match="no tiene ningún par"):
         read_pairs_jsonl(path)
-    with pytest.raises(PairsError, match="not found"):
+    with pytest.raises(PairsError, match="No encuentro el fichero"):
         read_pairs_jsonl(tmp_path / "missing.jsonl")
     path.write_text(json.dumps({"source": "Hi", "target": "Hola"}) + "\n", encoding="utf-8")
     assert read_pairs_jsonl(path) == [TranslationPair("pairs-1", "Hi", "Hola")]
@@ -218,7 +216,7 @@ def test_validation_split_holds_out_the_same_sources_in_both_sets(sets):
 def test_chat_example_uses_the_models_template(tokenizer):
     example = to_chat_example(pair("x", "Can you help me?", "¿Puedes ayudarme?"), CFG.system_prompt)
     assert example["completion"] == [{"role": "assistant", "content": "¿Puedes ayudarme?"}]
-    text = render_chat(tokenizer, example)
+    text = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False)
     assert text == (
         f"<|im_start|>system\n{CFG.system_prompt}<|im_end|>\n"
         "<|im_start|>user\nCan you help me?<|im_end|>\n"
@@ -251,40 +249,10 @@ def test_sft_trainer_learns_to_stop(tokenizer, tmp_path, sets):
         assert tokenizer.decode(trained) == f"{source.target}<|im_end|>\n"
 
 
-def test_token_lengths_fit_max_length(tokenizer, sets):
+def test_every_training_example_fits_max_length(tokenizer, sets):
+    """The notebook's section 3 computes these lengths in the cell; mini's max_length must cover them."""
     examples = [to_chat_example(p, CFG.system_prompt) for p in sets["good"] + sets["bad"]]
-    lengths = chat_token_lengths(tokenizer, examples)
+    texts = [tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False) for e in examples]
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     assert max(lengths) <= CFG.max_length, "raise max_length in settings: examples would lose their EOS"
     assert min(lengths) > 20
-
-
-def test_formatting_exercise_check(tokenizer, sets, capsys):
-    pairs = sets["good"]
-
-    def right(source, target):
-        return to_chat_example(TranslationPair("x", source, target), CFG.system_prompt)
-
-    def typed_eos(source, target):
-        example = right(source, target)
-        example["completion"][0]["content"] += "<|im_end|>"
-        return example
-
-    def user_only(source, target):
-        return {
-            "prompt": [{"role": "user", "content": source}],
-            "completion": [{"role": "assistant", "content": target}],
-        }
-
-    def padded(source, target):
-        example = right(source, target)
-        example["completion"][0]["content"] = " " + target
-        return example
-
-    def broken(source, target):
-        raise KeyError("role")
-
-    assert check_chat_example(right, tokenizer, pairs, CFG.system_prompt)
-    for wrong in (typed_eos, user_only, padded, broken, lambda s, t: [s, t]):
-        assert not check_chat_example(wrong, tokenizer, pairs, CFG.system_prompt)
-    out = capsys.readouterr().out
-    assert "quita ['<|im_end|>']" in out and "❌" in out and "✅" in out

@@ -215,6 +215,21 @@ def epoch_plan(n_examples: int, batch_size: int, max_steps: int) -> EpochPlan:
     return EpochPlan(n_examples, batch_size, max_steps)
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX) through oneDNN.
+
+    There, ``torch.autocast("cpu", dtype=torch.bfloat16)`` (what ``TrainingArguments(bf16=True,
+    use_cpu=True)`` turns on) makes the matrix products faster; elsewhere bfloat16 is emulated
+    and slower than float32.  Used by notebook 03's configuration cell (``precision="auto"``).
+    """
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return False
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 def keep_trainable_fp32(model: Any) -> int:
     """Cast every trainable parameter of ``model`` to float32; returns how many were cast.
 

@@ -147,7 +147,9 @@ class GoodBadSettings:
     lora_alpha: int
     lora_dropout: float
     load_in_4bit: bool  # QLoRA on a T4 in full
-    precision: str  # "fp32" (CPU), "fp16" (T4) or "bf16" (A100/H100)
+    # "fp16" (T4), "bf16" (A100/H100), "fp32", or "auto" (CPU): fp32 weights, bf16 autocast where
+    # the CPU computes it natively (AVX512-BF16/AMX), else fp32 (notebook 03, section 4)
+    precision: str
     activation_checkpointing: bool  # recompute activations: less memory, slower (T4 yes, 135M no)
     eval_pairs: int  # held-out pairs translated for scoring (0 = all)
     eval_batch_size: int  # sentences per generate() call
@@ -281,7 +283,7 @@ _MINI = CourseSettings(
         lora_alpha=32,
         lora_dropout=0.0,
         load_in_4bit=False,
-        precision="fp32",
+        precision="auto",
         activation_checkpointing=False,
         eval_pairs=0,
         eval_batch_size=48,

@@ -121,3 +121,51 @@ def plot_scores(scores: Mapping[str, MTScores], *, title: str = "", ax: Any = No
     ax.set_title(title or f"Test reservado ({next(iter(scores.values())).n} frases)")
     ax.legend()
     return ax
+
+
+def check_error_detector(detector: Any, good: Sequence[Any], bad: Sequence[Any]) -> bool:
+    """Self-check for exercise 2 of notebook 03 (open): a rule that spots a systematic error.
+
+    ``detector(translation) -> bool`` runs over the training targets of both sets (pairs with
+    a ``target``).  It must flag at least a quarter of the bad translations, at most a fifth of
+    the good ones, and three times more bad than good: a symptom of the bad data, not of
+    Spanish in general.  Prints the shares and what is missing, in Spanish; never raises.
+    """
+    from utils.core.exercises import Expectation, attempt, report
+
+    title = "detector de errores"
+    _, failed = attempt(detector, bad[0].target)
+    if failed:
+        return report(title, [failed])
+    try:
+        flags = {name: [detector(p.target) for p in pairs] for name, pairs in (("buenos", good), ("malos", bad))}
+    except Exception as exc:  # noqa: BLE001 - the learner's code may fail in any way
+        return report(title, [Expectation(False, "la función se ejecuta en todas las frases", f"lanzó {exc!r}")])
+    booleans = all(isinstance(f, bool) for values in flags.values() for f in values)
+    share = {name: sum(map(bool, values)) / len(values) for name, values in flags.items()}
+    print(f"Marca el {share['malos']:.0%} de las traducciones malas y el {share['buenos']:.0%} de las buenas.")
+    return report(
+        title,
+        [
+            Expectation(
+                booleans,
+                "devuelve True o False",
+                "convierte el resultado en bool, p. ej. `re.search(...) is not None`",
+            ),
+            Expectation(
+                share["malos"] >= 0.25,
+                "marca al menos una de cada cuatro traducciones malas",
+                "elige un error más frecuente en los datos malos, o amplía la regla a sus variantes",
+            ),
+            Expectation(
+                share["buenos"] <= 0.20,
+                "marca como mucho una de cada cinco traducciones buenas",
+                "la regla también salta en español correcto: hazla más específica",
+            ),
+            Expectation(
+                share["malos"] >= 3 * share["buenos"],
+                "es al menos tres veces más frecuente en las malas que en las buenas",
+                "un síntoma de los datos malos tiene que separarlos de los buenos",
+            ),
+        ],
+    )

@@ -9,8 +9,9 @@ same English sentences and scores both on a held-out test set.  This module:
   and bad sets cover the same sources, and no test sentence leaks into training —
   :func:`integrity_report` / :func:`assert_clean`;
 * turns pairs into the conversational *prompt/completion* examples that TRL's
-  ``SFTTrainer`` understands, so that the model's own chat template (with its special
-  tokens) is applied by the tokenizer and never written by hand — :func:`to_chat_example`.
+  ``SFTTrainer`` understands — :func:`to_chat_example`.  Taught in notebook 03, section 2,
+  where ``tokenizer.apply_chat_template`` is called in the cell; saved here because the
+  configuration cell, the benchmarks and the tests reuse it.
 """
 
 from __future__ import annotations
@@ -59,21 +60,24 @@ def read_pairs_jsonl(path: Path) -> list[TranslationPair]:
             file and line.
     """
     if not path.is_file():
-        raise PairsError(f"Translation file not found: {path}. Check the name in utils/settings.py.")
+        raise PairsError(
+            f"No encuentro el fichero de traducciones {path}. Revisa el nombre que das en "
+            'start("03_datos_buenos_vs_malos", good_dataset="local:data/<fichero>.jsonl").'
+        )
     pairs: list[TranslationPair] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{path.name}, line {number}"
+        where = f"{path.name}, línea {number}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise PairsError(f"{where}: invalid JSON ({exc.msg}). Fix or delete that line.") from None
+            raise PairsError(f"{where}: JSON no válido ({exc.msg}). Corrige o borra esa línea.") from None
         if not isinstance(row, dict):
-            raise PairsError(f"{where}: expected an object with 'source' and 'target', got {type(row).__name__}.")
+            raise PairsError(f"{where}: se esperaba un objeto con 'source' y 'target', no {type(row).__name__}.")
         pairs.append(_pair_from_row(row, default_id=f"{path.stem}-{number}", where=where))
     if not pairs:
-        raise PairsError(f"{path} holds no translation pairs.")
+        raise PairsError(f"{path} no tiene ningún par de traducción (líneas con 'source' y 'target').")
     return pairs
 
 
@@ -81,8 +85,8 @@ def _pair_from_row(row: dict[str, Any], *, default_id: str, where: str) -> Trans
     missing = [key for key in ("source", "target") if not isinstance(row.get(key), str)]
     if missing:
         raise PairsError(
-            f"{where}: missing text field(s) {missing}; every pair needs a 'source' (English) "
-            f"and a 'target' (Spanish) string. Columns found: {sorted(row)}."
+            f"{where}: faltan los campos de texto {missing}; cada par necesita 'source' (inglés) "
+            f"y 'target' (español), como texto. Columnas encontradas: {sorted(row)}."
         )
     return TranslationPair(id=str(row.get("id") or default_id), source=row["source"], target=row["target"])
 
@@ -304,14 +308,15 @@ def assert_clean(report: IntegrityReport, *, require_same_sources: bool = True) 
     problems = list(report.problems)
     if require_same_sources and not report.same_sources:
         problems.append(
-            f"good and bad sets translate different sources ({len(report.only_in_good)} only in good, "
-            f"{len(report.only_in_bad)} only in bad), so a score gap could come from the sources"
+            f"buenos y malos traducen frases distintas ({len(report.only_in_good)} solo en buenos, "
+            f"{len(report.only_in_bad)} solo en malos): una diferencia de puntuación podría venir de las frases"
         )
     if problems:
         raise PairsError(
-            "The translation data are not fit for a fair comparison:\n  - "
+            "Los datos de traducción no sirven para una comparación justa:\n  - "
             + "\n  - ".join(problems)
-            + "\nFix the files in data/ (or choose other datasets in utils/settings.py) and run again."
+            + '\nCorrige los ficheros de data/ (o elige otros conjuntos con start("03_datos_buenos_vs_malos", '
+            + "good_dataset=..., bad_dataset=...)) y vuelve a ejecutar."
         )
 
 
@@ -341,6 +346,8 @@ def prompt_messages(source: str, system_prompt: str) -> list[Message]:
 def to_chat_example(pair: TranslationPair, system_prompt: str) -> ChatExample:
     """A conversational prompt/completion example for TRL's ``SFTTrainer``.
 
+    Enseñado en el cuaderno 03, sección 2 (plantilla de chat).
+
     No special tokens are written here: the tokenizer's chat template adds them (and the
     end-of-turn token the model must learn to emit).  Because the example has a separate
     ``completion``, SFTTrainer computes the loss on the translation only.
@@ -358,104 +365,67 @@ def to_chat_dataset(pairs: Sequence[TranslationPair], system_prompt: str):
     return Dataset.from_list([{"id": p.id, **to_chat_example(p, system_prompt)} for p in pairs])
 
 
-def render_chat(tokenizer: Any, example: ChatExample) -> str:
-    """The exact training text of ``example`` after the model's chat template."""
-    return tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False)
-
-
-def chat_token_lengths(tokenizer: Any, examples: Iterable[ChatExample]) -> list[int]:
-    """Number of tokens of each rendered example (what ``max_length`` must cover).
-
-    ``add_special_tokens=False``: the template already wrote the special tokens; letting
-    the tokenizer add a BOS again would count (and train on) a duplicate.
-    """
-    return [
-        len(tokenizer(render_chat(tokenizer, example), add_special_tokens=False)["input_ids"]) for example in examples
-    ]
-
-
-def special_tokens_in_text(tokenizer: Any, text: str) -> list[str]:
-    """Special tokens of ``tokenizer`` written literally inside ``text``."""
-    specials = {t for t in tokenizer.all_special_tokens if t}
-    specials |= {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
-    return sorted(t for t in specials if t in text)
-
-
-def check_chat_example(
-    build: Callable[[str, str], ChatExample],
-    tokenizer: Any,
-    pairs: Sequence[TranslationPair],
-    system_prompt: str,
+def check_generation_prompt(
+    build: Callable[[str], str], tokenizer: Any, pairs: Sequence[TranslationPair], system_prompt: str
 ) -> bool:
-    """Self-check for the formatting exercise of notebook 03.
+    """Self-check for exercise 1 of notebook 03 (guided): the text the model translates from.
 
-    ``build(source, target)`` must return the same conversation as :func:`to_chat_example`
-    for every pair: a system + user prompt, one assistant completion with the translation
-    as is, and no special tokens typed by hand (the chat template adds them).
+    ``build(source)`` must return the chat template applied to the system + user messages
+    with ``add_generation_prompt=True`` and ``tokenize=False``: the same string for every
+    pair, without the translation.  Prints what is missing, in Spanish; never raises.
     """
-    from utils.core.exercises import Expectation, report
+    from utils.core.exercises import Expectation, attempt, report
 
     sample = list(pairs[:5])
+    first, failed = attempt(build, sample[0].source)
+    if failed:
+        return report("prompt para traducir", [failed])
     try:
-        built = [build(p.source, p.target) for p in sample]
+        built = [first] + [build(p.source) for p in sample[1:]]
     except Exception as exc:  # noqa: BLE001 - the learner's code may fail in any way
-        return report("formato de chat", [Expectation(False, "la función se ejecuta", f"lanzó {exc!r}")])
-    expected = [to_chat_example(p, system_prompt) for p in sample]
-    shaped = all(isinstance(b, dict) and set(b) == {"prompt", "completion"} for b in built)
-    roles_ok = shaped and all(
-        [m.get("role") for m in b["prompt"]] == ["system", "user"]
-        and [m.get("role") for m in b["completion"]] == ["assistant"]
-        for b in built
-    )
-    typed_specials = sorted(
-        {
-            tok
-            for b in built
-            if shaped
-            for m in b["prompt"] + b["completion"]
-            for tok in special_tokens_in_text(tokenizer, str(m.get("content", "")))
-        }
-    )
-    completion_ok = roles_ok and all(b["completion"][0]["content"] == p.target for b, p in zip(built, sample))
-    prompt_ok = roles_ok and all(
-        b["prompt"][1]["content"] == p.source and b["prompt"][0]["content"] == system_prompt
-        for b, p in zip(built, sample)
-    )
-    same_tokens = roles_ok and all(
-        render_chat(tokenizer, b) == render_chat(tokenizer, e) for b, e in zip(built, expected)
-    )
+        return report("prompt para traducir", [Expectation(False, "la función se ejecuta", f"lanzó {exc!r}")])
+    texts = all(isinstance(b, str) for b in built)
+
+    def template(pair: TranslationPair, *, generation: bool) -> str:
+        return tokenizer.apply_chat_template(
+            prompt_messages(pair.source, system_prompt), tokenize=False, add_generation_prompt=generation
+        )
+
+    expected = [template(p, generation=True) for p in sample]
+    without_header = [template(p, generation=False) for p in sample]
     return report(
-        "formato de chat",
+        "prompt para traducir",
         [
             Expectation(
-                shaped,
-                "devuelve un dict con las claves 'prompt' y 'completion'",
-                "SFTTrainer reconoce el formato prompt/completion por esas dos claves",
+                texts,
+                "devuelve texto (str)",
+                "pasa tokenize=False a apply_chat_template: sin él devuelve los ids de los tokens",
             ),
             Expectation(
-                roles_ok,
-                "el prompt tiene los roles system y user; la respuesta, un mensaje assistant",
-                "mira el orden y los nombres de los roles",
+                texts and all(system_prompt in b for b in built),
+                "lleva la instrucción (mensaje system con SYSTEM_PROMPT)",
+                "el primer mensaje es {'role': 'system', 'content': SYSTEM_PROMPT}; sin él la plantilla pone "
+                "su propio prompt por defecto",
             ),
             Expectation(
-                not typed_specials,
-                "no escribe tokens especiales a mano",
-                f"quita {typed_specials}: la plantilla de chat ya los añade y quedarían duplicados",
+                texts and all(p.source in b for b, p in zip(built, sample)),
+                "lleva la frase en inglés (mensaje user)",
+                "el segundo mensaje es {'role': 'user', 'content': frase}",
             ),
             Expectation(
-                prompt_ok,
-                "el prompt lleva la instrucción y la frase en inglés sin cambios",
-                "usa SYSTEM_PROMPT como system y la frase original como user",
+                texts and not any(p.target in b for b, p in zip(built, sample)),
+                "no incluye la traducción",
+                "al traducir no la tenemos: el prompt no lleva el mensaje assistant",
             ),
             Expectation(
-                completion_ok,
-                "la respuesta es la traducción tal cual",
-                "no añadas espacios, comillas ni prefijos a la traducción",
+                texts and all(b != w for b, w in zip(built, without_header)),
+                "termina abriendo el turno del asistente",
+                "pasa add_generation_prompt=True: sin la cabecera el modelo seguiría el turno del usuario",
             ),
             Expectation(
-                same_tokens,
-                "el texto renderizado con la plantilla coincide con el del curso",
-                "compara render_chat(tokenizer, tu_ejemplo) con el del ejemplo de referencia",
+                built == expected,
+                "coincide con la plantilla del modelo, carácter a carácter",
+                "no añadas texto ni tokens a mano: deja que apply_chat_template lo escriba todo",
             ),
         ],
     )
