@@ -145,6 +145,38 @@ def _resolve(dotted: str, names: Mapping[str, Any]) -> Any:
     return obj if callable(obj) else None
 
 
+#: Methods reached through an instance the notebook builds (``client = OpenAI(...)``), which the
+#: import table cannot resolve: ``(class, dotted path after the instance) -> callable``.
+INSTANCE_METHODS = {
+    ("openai.OpenAI", "chat.completions.create"): "openai.resources.chat.completions:Completions.create",
+}
+
+
+def _instances(source: str, names: Mapping[str, Any]) -> dict[str, str]:
+    """``{variable: "package.Class"}`` for assignments ``variable = Class(...)`` of imported classes."""
+    found = {}
+    for node in ast.walk(parse_code(source)):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            cls = _resolve(ast.unparse(node.value.func), names)
+            if isinstance(cls, type):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        found[target.id] = f"{cls.__module__.split('.')[0]}.{cls.__name__}"
+    return found
+
+
+def _resolve_instance_method(dotted: str, instances: Mapping[str, str]) -> Any:
+    head, _, rest = dotted.partition(".")
+    target = INSTANCE_METHODS.get((instances.get(head, ""), rest))
+    if target is None:
+        return None
+    module, _, attrs = target.partition(":")
+    obj = importlib.import_module(module)
+    for attr in attrs.split("."):
+        obj = getattr(obj, attr)
+    return obj
+
+
 def notebook_keyword_problems(path: Path, roots: Iterable[str]) -> tuple[list[KwargProblem], int]:
     """Check every call in notebook ``path`` whose callee is imported from ``roots``.
 
@@ -153,11 +185,12 @@ def notebook_keyword_problems(path: Path, roots: Iterable[str]) -> tuple[list[Kw
     """
     code = code_cells(path)
     names = imported_names("\n".join(src for _, src in code), roots)
+    instances = _instances("\n".join(src for _, src in code), names)
     problems: list[KwargProblem] = []
     checked = 0
     for index, source in code:
         for name, keywords, line in call_keywords(source):
-            target = _resolve(name, names)
+            target = _resolve(name, names) or _resolve_instance_method(name, instances)
             if target is None or not keywords:
                 continue
             accepted = accepted_keywords(target)

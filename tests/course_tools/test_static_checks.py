@@ -59,6 +59,18 @@ def test_a_renamed_argument_is_caught(tmp_path):
     assert checked == 1 and [p.keyword for p in problems] == ["max_seq_length"]
 
 
+def test_a_wrong_keyword_of_the_openai_client_is_caught(tmp_path):
+    cell = (
+        "from openai import OpenAI\nclient = OpenAI(base_url='http://x/v1', api_key='k')\n"
+        "client.chat.completions.create(model='m', messages=[], response_fromat={'type': 'json_object'})\n"
+    )
+    nb = {"cells": [{"cell_type": "code", "source": cell, "metadata": {}, "outputs": []}], "metadata": {}}
+    path = tmp_path / "client.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    problems, checked = notebook_keyword_problems(path, ["openai"])
+    assert checked == 2 and [p.keyword for p in problems] == ["response_fromat"]
+
+
 @pytest.mark.parametrize("info", NOTEBOOKS, ids=lambda i: i.name)
 def test_every_keyword_each_notebook_passes_is_accepted(info):
     """Includes the cells that only run in the full profile (``if not nb.is_mini: ...``)."""
