@@ -106,7 +106,7 @@ def test_every_row_is_translated_exactly_once_despite_30_percent_transient_failu
     # Exactly-once at the sentence level too: each distinct sentence reached the model once.
     assert set(backend.translated.values()) == {1}
     # Only the malformed rows are quarantined, none because of the injected failures.
-    assert all("translation failed" not in q["reason"] for q in quarantined)
+    assert all("la traducción falló" not in q["reason"] for q in quarantined)
 
 
 #: Rows of the mini data the real models translate in the parametrized tests (fakes do all).
@@ -190,7 +190,7 @@ def test_a_sentence_that_keeps_failing_quarantines_only_its_row(tmp_path):
     report = run_translation(source, tmp_path / "out", backend, chunk_size=12, retry=FAST_RETRY, progress=False)
     quarantine = _rows(tmp_path / "out" / "quarantine.jsonl")
     assert [q["row_index"] for q in quarantine] == [5]
-    assert "translation failed" in quarantine[0]["reason"] and "400 Bad Request" in quarantine[0]["reason"]
+    assert "la traducción falló" in quarantine[0]["reason"] and "400 Bad Request" in quarantine[0]["reason"]
     assert report["rows_translated"] == 11 and report["failed_segments"] == 1
     # The other sentences of the failing batch were still translated (bisection).
     assert backend.translated["And a normal sentence."] == 1

@@ -165,7 +165,7 @@ def test_a_folder_of_the_previous_format_is_converted_and_its_transient_rows_ret
             "id": bad["id"],
             "row_index": 5,
             "row": bad,
-            "reason": "translation failed: TransientError (transient, attempts exhausted): 504",
+            "reason": "la traducción falló: TransientError (transitorio, reintentos agotados): 504",
         }
     ]
     from utils.translate.store import jsonl_bytes, sha256_bytes

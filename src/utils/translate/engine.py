@@ -177,7 +177,7 @@ class SegmentTranslator:
                 middle = len(batch) // 2
                 return {**self._batch(batch[:middle]), **self._batch(batch[middle:])}
             self.consecutive_failures += 1
-            kind = "transient, attempts exhausted" if is_transient(exc) else "permanent"
+            kind = "transitorio, reintentos agotados" if is_transient(exc) else "permanente"
             reason = f"{type(exc).__name__} ({kind}): {str(exc)[:200]}"
             log.warning("una frase no se pudo traducir: %s", reason)
             if self.consecutive_failures >= self.max_consecutive_failures:
@@ -307,7 +307,7 @@ def translate_chunk(
             values.append(template.render([o for o in outputs if isinstance(o, str)]))
         if failure is not None:
             transient_rows += failure.transient
-            quarantined.append(quarantine_entry(row.raw, row.index, f"translation failed: {failure.reason}"))
+            quarantined.append(quarantine_entry(row.raw, row.index, f"la traducción falló: {failure.reason}"))
         else:
             rows.append(translated_row(row, values))
     quarantined.sort(key=lambda q: q["row_index"])
