@@ -118,4 +118,8 @@ def ran_from_cache(pipeline: Any) -> bool:
     new batches, so a pipeline that generated anything has one.  The notebook records a wall
     time only for a run that generated (a cache read is not a measurement).
     """
-    return getattr(pipeline, "_write_buffer", None) is None
+    cached = getattr(pipeline, "_write_buffer", None) is None
+    # distilabel leaves the previous run's buffer on the object: forget it, so that the same
+    # cell run again in one kernel (a cache read) is told apart from a run that generated.
+    pipeline._write_buffer = None
+    return cached
