@@ -141,7 +141,7 @@ def test_a_sentence_that_always_times_out_is_quarantined_after_a_few_runs(tmp_pa
     ]
     assert [r["complete"] for r in reports] == [False, False, True]
     quarantine = read_jsonl(out / "quarantine.jsonl")
-    assert [q["row_index"] for q in quarantine] == [5] and "transient" in quarantine[0]["reason"]
+    assert [q["row_index"] for q in quarantine] == [5] and "transitorio" in quarantine[0]["reason"]
 
 
 def test_a_folder_of_the_previous_format_is_converted_and_its_transient_rows_retried(tmp_path):
@@ -165,7 +165,8 @@ def test_a_folder_of_the_previous_format_is_converted_and_its_transient_rows_ret
             "id": bad["id"],
             "row_index": 5,
             "row": bad,
-            "reason": "la traducción falló: TransientError (transitorio, reintentos agotados): 504",
+            # the English reason format 1 wrote (reasons are Spanish since format 2)
+            "reason": "translation failed: TransientError (transient, attempts exhausted): 504",
         }
     ]
     from utils.translate.store import jsonl_bytes, sha256_bytes

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -480,7 +481,8 @@ class ChunkStore:
             if not self._intact(record):
                 continue
             quarantine = read_jsonl(self.out_dir / record.quarantine_file)
-            if any("transient" in str(q.get("reason", "")) for q in quarantine):
+            # format 1 wrote English reasons ("transient"); later ones are Spanish ("transitorio")
+            if any(re.search(r"\btransient\b|\btransitorio\b", str(q.get("reason", ""))) for q in quarantine):
                 continue
             entries.append((record, qa))
         if not writer:
