@@ -7,12 +7,13 @@ accepted by the installed versions, that both profiles build the same graph, and
 pipeline really runs (mini, one article).
 """
 
-from __future__ import annotations
-
 import inspect
+import time
 import warnings
 
 import pytest
+from distilabel.steps import StepInput
+from distilabel.steps import step as distilabel_step
 from nb02_fixtures import llm_endpoint, notebook_cells  # noqa: F401 (fixture)
 
 from utils.core.settings import get_settings
@@ -121,3 +122,36 @@ def test_the_pipeline_runs_end_to_end_on_the_local_server(llm_endpoint, tmp_path
     assert row["parse_error"] is None and row["instruction"].endswith("?")
     assert len(row["generations"]) == MINI.sft_dpo.candidates == len(row["ratings"])
     assert row["sources"][0] == "con_contexto"
+
+
+@distilabel_step(inputs=["instruction"])
+def Echo(inputs: StepInput):
+    """Whatever reaches it (nothing, when the filter keeps no row)."""
+    yield inputs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_pipeline_where_no_reply_parses_stops_instead_of_hanging(tmp_path, monkeypatch):
+    """The notebook's KeepParsed filter ends the run when no row parses (what random stand-ins give).
+
+    distilabel 1.5.3 waits forever for a step that receives no row at all: with the old filter (a
+    normal step yielding an empty batch) this pipeline hung; the rehearsal of notebook 02 hit it.
+    """
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps import LoadDataFromDicts
+
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("DISTILABEL_LOG_LEVEL", "WARNING")
+    cells = notebook_cells("mini", inputs=[], module=f"nb02_cells_filter_{time.monotonic_ns()}")
+    rows = [{"instruction": None, "parse_error": "sin formato"} for _ in range(3)]
+    with Pipeline(name="filtro-vacio", cache_dir=tmp_path / "cache") as pipeline:
+        load = LoadDataFromDicts(name="filas", data=rows, batch_size=3)
+        keep = cells.KeepParsed(name="solo_bien_formadas")
+        after = Echo(name="candidatas")
+        load >> keep >> after
+    started = time.monotonic()
+    distiset = pipeline.run(use_cache=False)
+    assert time.monotonic() - started < 120
+    assert "candidatas" not in distiset or len(distiset["candidatas"]["train"]) == 0
