@@ -94,16 +94,13 @@ class ArgillaServerConfig:
         return run_dir() / f"argilla-{self.port}"
 
     @property
-    def state_file(self) -> Path:
-        return run_dir() / f"argilla_server-{self.port}.json"
+    def service(self) -> supervisor.Service:
+        """Its state, log and lock files (``build/run/argilla_server-<port>.*``) and processes."""
+        return supervisor.Service("argilla_server", self.port, _MARKERS)
 
     @property
     def log_file(self) -> Path:
-        return run_dir() / f"argilla_server-{self.port}.log"
-
-    @property
-    def lock_file(self) -> Path:
-        return run_dir() / f"argilla_server-{self.port}.lock"
+        return self.service.log_file
 
     @property
     def search_log_file(self) -> Path:
@@ -215,25 +212,12 @@ def _noida_binary(venv: Path) -> Path:
 # --------------------------------------------------------------------------- state and health
 
 
-def _is_alive(pid: int) -> bool:
-    """True if ``pid`` is one of this module's processes (not a zombie, not a reused pid)."""
-    return supervisor.is_alive(pid, _MARKERS)
-
-
 def _holds_ports(config: ArgillaServerConfig, pids: dict[str, int]) -> bool:
     """The recorded processes hold their listening sockets (not some other program)."""
     wanted = {"argilla": (config.port,), "search": (config.search_port, config.redis_port)}
     return all(
         supervisor.owns_port(pids[name], port) for name, ports in wanted.items() if name in pids for port in ports
     )
-
-
-def _read_state(config: ArgillaServerConfig) -> dict | None:
-    try:
-        state = json.loads(config.state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state
 
 
 def _get_json(url: str, headers: dict[str, str] | None = None, timeout: float = 3.0) -> dict | None:
@@ -257,9 +241,9 @@ def is_healthy(api_url: str, api_key: str = LOCAL_API_KEY) -> bool:
 def status(config: ArgillaServerConfig | None = None) -> ArgillaServerStatus:
     """Whether the course's server runs for ``config.port`` and answers."""
     config = config or default_config()
-    state = _read_state(config)
+    state = config.service.read_state()
     pids = {name: int(pid) for name, pid in (state or {}).get("pids", {}).items()}
-    running = bool(pids) and all(_is_alive(pid) for pid in pids.values())
+    running = bool(pids) and all(config.service.alive(pid) for pid in pids.values())
     return ArgillaServerStatus(
         running=running,
         healthy=running
@@ -325,7 +309,7 @@ def _wait_until(
         if children is not None:
             gone = [name for name, proc in children.items() if proc.poll() is not None]
         else:
-            gone = [name for name, pid in pids.items() if not _is_alive(pid)]
+            gone = [name for name, pid in pids.items() if not config.service.alive(pid)]
         return gone[0] if gone else None
 
     try:
@@ -360,7 +344,7 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
             process exits during start-up (the message quotes its log).
     """
     config = config or default_config()
-    with supervisor.start_lock(config.lock_file):
+    with config.service.lock():
         return _start_locked(config, timeout, log)
 
 
@@ -389,11 +373,11 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
     pids: dict[str, int] = {}
     children: dict[str, subprocess.Popen] = {}
     try:
-        search = supervisor.spawn(
+        search = config.service.spawn(
             [str(_noida_binary(venv)), "start", "--data-dir", str(config.data_dir / "search"),
              "--host", config.host, "--only", "elasticsearch,redis",
              "--elasticsearch-port", str(config.search_port), "--redis-port", str(config.redis_port)],
-            config.search_log_file, env,
+            env, config.search_log_file,
         )  # fmt: skip
         pids["search"] = search.pid
         children["search"] = search
@@ -407,10 +391,8 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
             _run_cli(python, ["database", "users", "create_default", "--api-key", LOCAL_API_KEY,
                               "--password", LOCAL_PASSWORD, "--quiet"], config, env)  # fmt: skip
             (config.data_dir / "home" / ".initialized").write_text(time.strftime("%F %T"), encoding="utf-8")
-        server = supervisor.spawn(
-            [str(python), "-m", "argilla_server", "start", "--host", config.host, "--port", str(config.port)],
-            config.log_file,
-            env,
+        server = config.service.spawn(
+            [str(python), "-m", "argilla_server", "start", "--host", config.host, "--port", str(config.port)], env
         )
         pids["argilla"] = server.pid
         children["argilla"] = server
@@ -435,15 +417,16 @@ def _prepare_data_dir(config: ArgillaServerConfig) -> None:
 
 
 def _write_state(config: ArgillaServerConfig, pids: dict[str, int]) -> None:
-    state = {
-        "pids": pids,
-        "api_url": config.api_url,
-        "search_port": config.search_port,
-        "redis_port": config.redis_port,
-        "data_dir": str(config.data_dir),
-        "started": time.time(),
-    }
-    config.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    config.service.write_state(
+        {
+            "pids": pids,
+            "api_url": config.api_url,
+            "search_port": config.search_port,
+            "redis_port": config.redis_port,
+            "data_dir": str(config.data_dir),
+            "started": time.time(),
+        }
+    )
 
 
 def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bool:
@@ -452,21 +435,21 @@ def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bo
     The data stays in ``build/run/argilla-<port>/`` (see :func:`reset`).
     """
     config = config or default_config()
-    state = _read_state(config)
+    state = config.service.read_state()
     if state is None:
         return False
     pids = {name: int(pid) for name, pid in state.get("pids", {}).items()}
     for name in ("argilla", "search"):  # the server first, then what it depends on
         if name in pids:
-            supervisor.kill_group(pids[name], _is_alive, timeout)
-    config.state_file.unlink(missing_ok=True)
+            supervisor.kill_group(pids[name], config.service.alive, timeout)
+    config.service.clear_state()
     return bool(pids)
 
 
 def reset(config: ArgillaServerConfig | None = None) -> None:
     """Stop the server and delete its data (datasets, records, annotations)."""
     config = config or default_config()
-    with supervisor.start_lock(config.lock_file):
+    with config.service.lock():
         stop(config)
         shutil.rmtree(config.data_dir, ignore_errors=True)
 
@@ -501,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parado; datos borrados ({config.data_dir})")
             return 0
         if args.command == "logs":
-            print(supervisor.log_tail(config.log_file, lines=60))
+            print(config.service.log_tail(lines=60))
             return 0
         current = status(config)
         print(current.describe())
