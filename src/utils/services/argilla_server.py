@@ -1,33 +1,10 @@
-"""A real Argilla server on 127.0.0.1, installed and started by the course (mini profile).
+"""A real Argilla server on 127.0.0.1, installed and started by the course (``scripts/argilla_server``).
 
-Notebook 02 sends its SFT and DPO records to Argilla so that people can review them.  In
-the full profile that is an Argilla Space on Hugging Face (see :mod:`utils.sft_dpo.argilla_io`);
-in mini, CI and on laptops it is this local server:
-
-* ``argilla-server`` 2.8.0 in **its own virtual environment** (its pins clash with the
-  course stack), installed once from ``requirements-argilla-server.txt`` into
-  ``~/.cache/curso-llm/argilla-server-<hash>/`` and reused by every clone;
-* ``noida-db``, a small third-party binary that speaks the Elasticsearch 8 API (with
-  vector search) and Redis, standing in for the search engine and the queue a
-  production Argilla uses — test infrastructure, not part of Argilla;
-* a SQLite database, a default user ``argilla`` (workspace ``argilla``) with the
-  documented local key :data:`LOCAL_API_KEY` and password :data:`LOCAL_PASSWORD`.
-
-Everything listens on 127.0.0.1 only.  Pid, log and data files live in ``build/run/``; the
-data survives ``stop`` (annotations are kept), ``reset`` wipes it.  From a shell::
-
-    scripts/argilla_server start    # idempotent; installs on first use, waits until healthy
-    scripts/argilla_server status   # exit 0 if healthy, 3 if stopped
-    scripts/argilla_server stop     # clean, idempotent
-    scripts/argilla_server reset    # stop and delete the server's data
-
-Ports come from ``COURSE_ARGILLA_PORT`` (6900), ``COURSE_ARGILLA_SEARCH_PORT`` (9200)
-and ``COURSE_ARGILLA_REDIS_PORT`` (6379), so several clones can run side by side.
-
-Guarantees shared with :mod:`utils.services.llm_server` (through :mod:`utils.services.supervisor`):
-one ``start`` per port at a time (a lock), healthy only while the recorded pids hold their
-listening sockets, an environment without the learner's secrets, and a private data folder
-(0700; ``argilla.db`` and noida's control file with its token are 0600).
+``argilla-server`` 2.8.0 in its own virtual environment (its pins clash with the course's),
+``noida-db`` standing in for Elasticsearch and Redis, a SQLite database and a default user
+with the documented local key, all under :mod:`utils.services.supervisor`.  In the full
+profile notebook 02 uses an Argilla Space instead (:mod:`utils.sft_dpo.argilla_io`).  Ports,
+usage and guarantees: README §El servidor local and §Servidores locales y secretos.
 """
 
 from __future__ import annotations

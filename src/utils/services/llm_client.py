@@ -1,20 +1,8 @@
 """Which OpenAI-compatible endpoint the notebooks talk to, and an ``openai`` client for it.
 
-By default it is the course's own llama.cpp server (:mod:`utils.services.llm_server`).  Set
-``LLM_BASE_URL`` to use any other OpenAI-compatible server with the same code:
-
-============  ==============================  =========================================
-Server        ``LLM_BASE_URL``                 Notes
-============  ==============================  =========================================
-course        ``http://127.0.0.1:8080/v1``     ``scripts/llm_server start`` (default)
-LM Studio     ``http://localhost:1234/v1``     "Developer" tab → Start server
-Ollama        ``http://localhost:11434/v1``    ``ollama serve``; ``LLM_MODEL=qwen2.5:1.5b``
-vLLM          ``http://localhost:8000/v1``     ``vllm serve <model>``
-OpenAI        ``https://api.openai.com/v1``    needs ``LLM_API_KEY``
-============  ==============================  =========================================
-
-``LLM_MODEL`` names the model (default: the first one the server lists) and
-``LLM_API_KEY`` the key (environment or Colab secrets; local servers accept any).
+By default it is the course's own llama.cpp server (:mod:`utils.services.llm_server`);
+``LLM_BASE_URL``, ``LLM_MODEL`` and ``LLM_API_KEY`` choose any other (README §Servidor LLM
+local lists the usual ones; :data:`SERVER_PRESETS` says how to start them).
 
 Calling the model (notebook 05 and anyone who wants timings)::
 

@@ -1,22 +1,8 @@
-"""Start, check and stop a local llama.cpp OpenAI-compatible server.
+"""Start, check and stop a local llama.cpp OpenAI-compatible server (``scripts/llm_server``).
 
-The server is ``llama-cpp-python[server]`` (the engine inside LM Studio and Ollama) on
-127.0.0.1, serving the profile's GGUF (SmolLM2-135M-Instruct in mini).  It runs in its own
-process group, detached from the notebook, with a pid file and a log file in
-``build/run/``; :func:`start` is idempotent and :func:`stop` is clean.
-
-From a shell::
-
-    scripts/llm_server start     # or: python -m utils.services.llm_server start
-    scripts/llm_server status
-    scripts/llm_server stop
-
-``COURSE_LLM_PORT`` changes the port (default 8080).  Two ``start`` at once are serialized by
-a lock (the second reuses the first's server), the server gets an environment without the
-learner's secrets (:func:`utils.core.secrets.service_env`), and it counts as running only while
-the recorded pid holds the listening socket.  To use another OpenAI-compatible
-endpoint instead (LM Studio, Ollama, vLLM, OpenAI) set ``LLM_BASE_URL``; see
-:mod:`utils.services.llm_client`.
+The server is ``llama-cpp-python[server]`` on 127.0.0.1 (port ``COURSE_LLM_PORT``, 8080),
+serving the profile's GGUF, under :mod:`utils.services.supervisor`.  Usage and guarantees:
+README §Servidor LLM local and §Servidores locales y secretos.
 """
 
 from __future__ import annotations

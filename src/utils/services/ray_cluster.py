@@ -14,8 +14,8 @@ What this module guarantees, and why:
   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set for ``ray start`` *and* for the driver;
   :func:`start` and :func:`connect` set it.
 * **The course's ports.**  ``COURSE_RAY_PORT`` (default 6390; never Ray's 6379, which is the
-  course's Redis) is the head's port; the cluster uses that port and the next 19
-  (:func:`port_layout`): node manager, object manager, agents, metrics, then the workers.
+  course's Redis) is the head's port; the cluster uses that port and the next
+  ``PORT_SPAN - 1`` (:func:`port_layout`): node manager, object manager, agents, metrics, then the workers.
 * **Stopped by pid, never by name.**  ``ray stop`` kills every Ray process of the machine,
   other people's clusters included.  :func:`stop` stops the ``ray start --head --block``
   process recorded in ``build/run/ray-<port>.json`` and the processes it started (Ray's
@@ -88,7 +88,7 @@ class ClusterStatus:
 
 
 def parse_port(raw: object, source: str = "--port") -> int:
-    """``raw`` as the head's port (leaving room for the 19 after it), or :class:`RayClusterError`."""
+    """``raw`` as the head's port (leaving room for the ports after it), or :class:`RayClusterError`."""
     try:
         port = supervisor.parse_port(raw, source, DEFAULT_PORT)
     except ValueError as exc:
@@ -107,7 +107,7 @@ def port_from_env() -> int:
 
 
 def port_layout(port: int) -> dict[str, int]:
-    """Every port a cluster whose head listens on ``port`` uses (all in ``port … port+19``)."""
+    """Every port a cluster whose head listens on ``port`` uses (all in ``port … port + PORT_SPAN - 1``)."""
     return {
         "port": port,
         "node-manager-port": port + 1,
