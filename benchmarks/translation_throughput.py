@@ -61,12 +61,49 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def row_sentences(rows) -> list[str]:
+    """The sentences the engine would send for ``rows`` (in order, repeats included)."""
+    from utils.translate.records import validate_row
+    from utils.translate.segments import segment_text
+
+    sentences: list[str] = []
+    for index, obj in enumerate(rows):
+        row = validate_row(obj, index)
+        if isinstance(row, str):  # malformed: the engine quarantines it
+            continue
+        for turn in row.turns:
+            sentences += [s.text for s in segment_text(turn.value).segments]
+    return sentences
+
+
+def naive_rate(backend, sentences) -> float:
+    """Sentences per second of one tokenizer call + one ``generate`` + one decode per sentence."""
+    import time
+
+    import torch
+
+    tokenizer, model, kwargs = backend.tokenizer, backend.model, backend.generate_kwargs
+    with torch.inference_mode():  # warm-up, untimed
+        model.generate(**tokenizer(["Warm up."], return_tensors="pt").to(backend.device), **kwargs)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for sentence in sentences:
+            inputs = tokenizer([sentence], return_tensors="pt", truncation=True).to(backend.device)
+            tokenizer.batch_decode(model.generate(**inputs, **kwargs), skip_special_tokens=True)
+    return len(sentences) / (time.perf_counter() - began)
+
+
 def _engine_run(backend, input_path: str) -> tuple[float, dict]:
     """Sentences per second of :func:`utils.translate.engine.run_translation` in a fresh folder, and its report."""
-    from utils.translate.speed import engine_rate
+    import time
 
+    from utils.translate.engine import run_translation
+
+    backend.translate(["Warm up."])  # untimed, like the other sides
     with tempfile.TemporaryDirectory() as out:
-        return engine_rate(backend, input_path, Path(out) / "run")
+        began = time.perf_counter()
+        report = run_translation(input_path, Path(out) / "run", backend, chunk_size=10_000, progress=False)
+        return report["segments"] / (time.perf_counter() - began), report
 
 
 def _timed_run(input_path: str, backend, workers, chunk_size: int) -> tuple[float, dict]:
@@ -155,7 +192,6 @@ def main(argv: list[str] | None = None) -> float:
     from utils.core.assets import resolve_model
     from utils.translate.backends import Seq2SeqBackend, auto_dtype
     from utils.translate.ct2_backend import CTranslate2Backend
-    from utils.translate.speed import naive_rate, row_sentences
 
     load_before = os.getloadavg()
     model = resolve_model("local:opus-mt-en-es-random")

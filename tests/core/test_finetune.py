@@ -20,7 +20,6 @@ from utils.core.finetune import (
     keep_trainable_fp32,
     length_summary,
     loss_curve,
-    merge_adapter,
     plot_length_histogram,
     plot_loss_curves,
     save_adapter,
@@ -124,13 +123,13 @@ def test_supervised_text_drops_masked_tokens(smollm2):
 # --------------------------------------------------------------------------- adapters
 
 
-def test_one_step_adapter_saves_and_merges_to_the_same_outputs(tmp_path):
+def test_one_step_adapter_saves_and_reloads_to_non_base_outputs(tmp_path):
     """Two optimizer steps only: enough to make the adapter non-trivial, fast on CPU.
 
     The base is a 2-layer random Qwen2 (the class and module names of Qwen2.5, the full
-    profile's base) with SmolLM2's ChatML tokenizer: saving, merging and reloading are the
-    same calls for any size, and SmolLM2-135M made this the slowest test of the suite
-    (its 540 MB merged copy is written and read back)."""
+    profile's base) with SmolLM2's ChatML tokenizer: saving and reloading are the same
+    calls for any size.  Merging is written in notebooks 03 and 04 (``merge_and_unload``)
+    and checked there."""
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
@@ -168,11 +167,7 @@ def test_one_step_adapter_saves_and_merges_to_the_same_outputs(tmp_path):
 
     conversations = [prompt_messages(p.source, MINI.system_prompt) for p in pairs[:2]]
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), str(folder))
-    merged_dir = merge_adapter(path, folder, tmp_path / "merged", dtype="float32")
-    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
-    assert not any("lora" in name for name, _ in merged.named_parameters())
     adapter_out = generate_greedy(reloaded, tokenizer, conversations, max_new_tokens=8)
-    assert generate_greedy(merged, tokenizer, conversations, max_new_tokens=8) == adapter_out
     base = AutoModelForCausalLM.from_pretrained(path)
     assert generate_greedy(base, tokenizer, conversations, max_new_tokens=8) != adapter_out  # the adapter matters
 

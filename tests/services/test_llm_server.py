@@ -37,7 +37,7 @@ def test_lifecycle_and_chat(config):
     assert not status(config).running
     first = start(config)
     assert first.healthy and first.pid
-    assert llm_server._state_file(config.port).is_file() and first.log_file.is_file()
+    assert llm_server.service(config.port).state_file.is_file() and first.log_file.is_file()
 
     again = start(config)  # idempotent: same process, no second server
     assert again.pid == first.pid
@@ -55,14 +55,14 @@ def test_lifecycle_and_chat(config):
 
     assert stop(config.port) is True
     assert not status(config).running
-    assert not llm_server._state_file(config.port).exists()
+    assert not llm_server.service(config.port).state_file.exists()
     assert stop(config.port) is False  # already stopped: no error
 
 
 def test_stale_pid_file_is_ignored(config):
-    llm_server._state_file(config.port).write_text('{"pid": 999999}', encoding="utf-8")
+    llm_server.service(config.port).state_file.write_text('{"pid": 999999}', encoding="utf-8")
     assert not status(config).running
-    assert not llm_server._state_file(config.port).exists()
+    assert not llm_server.service(config.port).state_file.exists()
 
 
 def test_port_taken_by_another_program(config):
@@ -140,7 +140,7 @@ def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
     proc = subprocess.Popen([sys.executable, "-m", "utils.services.llm_server", "start"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
-    while not llm_server._state_file(config.port).is_file() and time.monotonic() < deadline:
+    while not llm_server.service(config.port).state_file.is_file() and time.monotonic() < deadline:
         time.sleep(0.05)  # the server was spawned: interrupt while it loads
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -152,7 +152,7 @@ def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
 def test_stop_also_stops_a_server_left_without_pid_file(config):
     """A course server holding the port with no pid file (a crash) is adopted, not blamed on "another program"."""
     started = start(config)
-    llm_server._state_file(config.port).unlink()
+    llm_server.service(config.port).state_file.unlink()
     again = status(config)
     assert again.healthy and again.pid == started.pid
     assert stop(config.port) is True

@@ -84,7 +84,7 @@ def test_local_cluster_is_loopback_only_secret_free_and_stopped_by_pid(monkeypat
             assert address == f"127.0.0.1:{port}"
             head = ray_cluster.status(port)
             assert head.running and head.pid
-            family = {head.pid, *ray_cluster._descendants(head.pid)}
+            family = {head.pid, *supervisor.descendants(head.pid)}
             sockets = _listening(family)
             assert any(p == port for _, p in sockets)
             assert all(addr in _LOOPBACK for addr, _ in sockets), sockets
@@ -105,7 +105,7 @@ def test_local_cluster_is_loopback_only_secret_free_and_stopped_by_pid(monkeypat
                 ray.shutdown()
             assert node_ip == "127.0.0.1"
             assert leaked is None
-            family |= {worker_pid, *ray_cluster._descendants(head.pid)}
+            family |= {worker_pid, *supervisor.descendants(head.pid)}
         # `cluster("local")` started it, so it stopped it: nothing of the family is left.
         time.sleep(0.5)
         left = [pid for pid in family if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]

@@ -98,7 +98,7 @@ def test_server_is_healthy_and_start_is_idempotent(client):
     again = argilla_server.start()
     assert again.pids == first.pids  # reused, not a second server
     config = argilla_server.default_config()
-    assert config.state_file.is_file() and config.log_file.is_file()
+    assert config.service.state_file.is_file() and config.log_file.is_file()
     assert argilla_server.is_healthy(config.api_url)
     assert not argilla_server.is_healthy(config.api_url, api_key="wrong-key")
     assert client.me.username == argilla_server.LOCAL_USERNAME
@@ -287,7 +287,7 @@ def test_stop_is_clean_and_restart_keeps_the_data(client, datasets):
     pids = argilla_server.status().pids
     assert argilla_server.stop() is True
     assert argilla_server.stop() is False  # idempotent
-    assert not any(Path(f"/proc/{pid}").exists() and argilla_server._is_alive(pid) for pid in pids.values())
+    assert not any(Path(f"/proc/{pid}").exists() and config.service.alive(pid) for pid in pids.values())
     for port in (config.port, config.search_port, config.redis_port):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after stop"

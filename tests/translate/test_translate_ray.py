@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.services import ray_cluster
+from utils.services import ray_cluster, supervisor
 from utils.translate.background import committed_chunks, start_background_run
 from utils.translate.store import read_commit_log, read_jsonl
 
@@ -114,7 +114,7 @@ def test_ray_run_is_identical_to_the_single_process_run(single, address, tmp_pat
 
 def _chunk_workers(head_pid: int) -> list[int]:
     pids = []
-    for pid in ray_cluster._descendants(head_pid):
+    for pid in supervisor.descendants(head_pid):
         try:
             title = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:

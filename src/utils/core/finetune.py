@@ -1,5 +1,5 @@
 """Fine-tuning plumbing shared by the training notebooks: loss curves, greedy generation,
-saving and merging LoRA adapters.
+saving LoRA adapters.
 
 The notebooks show the important lines (``LoraConfig``, ``SFTConfig``, ``SFTTrainer``);
 this module holds what is the same in every run and not worth reading twice.
@@ -267,25 +267,6 @@ def save_adapter(trainer: Any, folder: Path, *, extra: Mapping[str, Any] | None 
         json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
     )
     return folder
-
-
-def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, *, dtype: str = "float16") -> Path:
-    """Load ``base_model`` in ``dtype``, apply the adapter, merge it into the weights and save.
-
-    Merging needs the base in a floating-point type (not 4-bit): this reloads it, so it
-    works the same after QLoRA training.  The result is a plain transformers model that
-    any tool (vLLM, llama.cpp conversion, ``pipeline``) can load without PEFT.
-    """
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=getattr(torch, dtype))
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(str(out_dir))
-    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(out_dir))
-    return out_dir
 
 
 def push_folder(folder: Path, repo_id: str, token: str, *, private: bool = True) -> str:

@@ -18,8 +18,6 @@ from typing import Any
 
 from utils.core.paths import results_dir
 
-Number = int | float
-
 
 def _clean(value: Any) -> Any:
     """JSON-safe copy: numpy scalars → Python numbers, NaN/inf → None, tuples → lists."""

@@ -1,33 +1,10 @@
-"""A real Argilla server on 127.0.0.1, installed and started by the course (mini profile).
+"""A real Argilla server on 127.0.0.1, installed and started by the course (``scripts/argilla_server``).
 
-Notebook 02 sends its SFT and DPO records to Argilla so that people can review them.  In
-the full profile that is an Argilla Space on Hugging Face (see :mod:`utils.sft_dpo.argilla_io`);
-in mini, CI and on laptops it is this local server:
-
-* ``argilla-server`` 2.8.0 in **its own virtual environment** (its pins clash with the
-  course stack), installed once from ``requirements-argilla-server.txt`` into
-  ``~/.cache/curso-llm/argilla-server-<hash>/`` and reused by every clone;
-* ``noida-db``, a small third-party binary that speaks the Elasticsearch 8 API (with
-  vector search) and Redis, standing in for the search engine and the queue a
-  production Argilla uses — test infrastructure, not part of Argilla;
-* a SQLite database, a default user ``argilla`` (workspace ``argilla``) with the
-  documented local key :data:`LOCAL_API_KEY` and password :data:`LOCAL_PASSWORD`.
-
-Everything listens on 127.0.0.1 only.  Pid, log and data files live in ``build/run/``; the
-data survives ``stop`` (annotations are kept), ``reset`` wipes it.  From a shell::
-
-    scripts/argilla_server start    # idempotent; installs on first use, waits until healthy
-    scripts/argilla_server status   # exit 0 if healthy, 3 if stopped
-    scripts/argilla_server stop     # clean, idempotent
-    scripts/argilla_server reset    # stop and delete the server's data
-
-Ports come from ``COURSE_ARGILLA_PORT`` (6900), ``COURSE_ARGILLA_SEARCH_PORT`` (9200)
-and ``COURSE_ARGILLA_REDIS_PORT`` (6379), so several clones can run side by side.
-
-Guarantees shared with :mod:`utils.services.llm_server` (through :mod:`utils.services.supervisor`):
-one ``start`` per port at a time (a lock), healthy only while the recorded pids hold their
-listening sockets, an environment without the learner's secrets, and a private data folder
-(0700; ``argilla.db`` and noida's control file with its token are 0600).
+``argilla-server`` 2.8.0 in its own virtual environment (its pins clash with the course's),
+``noida-db`` standing in for Elasticsearch and Redis, a SQLite database and a default user
+with the documented local key, all under :mod:`utils.services.supervisor`.  In the full
+profile notebook 02 uses an Argilla Space instead (:mod:`utils.sft_dpo.argilla_io`).  Ports,
+usage and guarantees: README §El servidor local and §Servidores locales y secretos.
 """
 
 from __future__ import annotations
@@ -94,16 +71,13 @@ class ArgillaServerConfig:
         return run_dir() / f"argilla-{self.port}"
 
     @property
-    def state_file(self) -> Path:
-        return run_dir() / f"argilla_server-{self.port}.json"
+    def service(self) -> supervisor.Service:
+        """Its state, log and lock files (``build/run/argilla_server-<port>.*``) and processes."""
+        return supervisor.Service("argilla_server", self.port, _MARKERS)
 
     @property
     def log_file(self) -> Path:
-        return run_dir() / f"argilla_server-{self.port}.log"
-
-    @property
-    def lock_file(self) -> Path:
-        return run_dir() / f"argilla_server-{self.port}.lock"
+        return self.service.log_file
 
     @property
     def search_log_file(self) -> Path:
@@ -215,25 +189,12 @@ def _noida_binary(venv: Path) -> Path:
 # --------------------------------------------------------------------------- state and health
 
 
-def _is_alive(pid: int) -> bool:
-    """True if ``pid`` is one of this module's processes (not a zombie, not a reused pid)."""
-    return supervisor.is_alive(pid, _MARKERS)
-
-
 def _holds_ports(config: ArgillaServerConfig, pids: dict[str, int]) -> bool:
     """The recorded processes hold their listening sockets (not some other program)."""
     wanted = {"argilla": (config.port,), "search": (config.search_port, config.redis_port)}
     return all(
         supervisor.owns_port(pids[name], port) for name, ports in wanted.items() if name in pids for port in ports
     )
-
-
-def _read_state(config: ArgillaServerConfig) -> dict | None:
-    try:
-        state = json.loads(config.state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state
 
 
 def _get_json(url: str, headers: dict[str, str] | None = None, timeout: float = 3.0) -> dict | None:
@@ -257,9 +218,9 @@ def is_healthy(api_url: str, api_key: str = LOCAL_API_KEY) -> bool:
 def status(config: ArgillaServerConfig | None = None) -> ArgillaServerStatus:
     """Whether the course's server runs for ``config.port`` and answers."""
     config = config or default_config()
-    state = _read_state(config)
+    state = config.service.read_state()
     pids = {name: int(pid) for name, pid in (state or {}).get("pids", {}).items()}
-    running = bool(pids) and all(_is_alive(pid) for pid in pids.values())
+    running = bool(pids) and all(config.service.alive(pid) for pid in pids.values())
     return ArgillaServerStatus(
         running=running,
         healthy=running
@@ -325,7 +286,7 @@ def _wait_until(
         if children is not None:
             gone = [name for name, proc in children.items() if proc.poll() is not None]
         else:
-            gone = [name for name, pid in pids.items() if not _is_alive(pid)]
+            gone = [name for name, pid in pids.items() if not config.service.alive(pid)]
         return gone[0] if gone else None
 
     try:
@@ -360,7 +321,7 @@ def start(config: ArgillaServerConfig | None = None, timeout: float = 180.0, log
             process exits during start-up (the message quotes its log).
     """
     config = config or default_config()
-    with supervisor.start_lock(config.lock_file):
+    with config.service.lock():
         return _start_locked(config, timeout, log)
 
 
@@ -389,11 +350,11 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
     pids: dict[str, int] = {}
     children: dict[str, subprocess.Popen] = {}
     try:
-        search = supervisor.spawn(
+        search = config.service.spawn(
             [str(_noida_binary(venv)), "start", "--data-dir", str(config.data_dir / "search"),
              "--host", config.host, "--only", "elasticsearch,redis",
              "--elasticsearch-port", str(config.search_port), "--redis-port", str(config.redis_port)],
-            config.search_log_file, env,
+            env, config.search_log_file,
         )  # fmt: skip
         pids["search"] = search.pid
         children["search"] = search
@@ -407,10 +368,8 @@ def _start_locked(config: ArgillaServerConfig, timeout: float, log) -> ArgillaSe
             _run_cli(python, ["database", "users", "create_default", "--api-key", LOCAL_API_KEY,
                               "--password", LOCAL_PASSWORD, "--quiet"], config, env)  # fmt: skip
             (config.data_dir / "home" / ".initialized").write_text(time.strftime("%F %T"), encoding="utf-8")
-        server = supervisor.spawn(
-            [str(python), "-m", "argilla_server", "start", "--host", config.host, "--port", str(config.port)],
-            config.log_file,
-            env,
+        server = config.service.spawn(
+            [str(python), "-m", "argilla_server", "start", "--host", config.host, "--port", str(config.port)], env
         )
         pids["argilla"] = server.pid
         children["argilla"] = server
@@ -435,15 +394,16 @@ def _prepare_data_dir(config: ArgillaServerConfig) -> None:
 
 
 def _write_state(config: ArgillaServerConfig, pids: dict[str, int]) -> None:
-    state = {
-        "pids": pids,
-        "api_url": config.api_url,
-        "search_port": config.search_port,
-        "redis_port": config.redis_port,
-        "data_dir": str(config.data_dir),
-        "started": time.time(),
-    }
-    config.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    config.service.write_state(
+        {
+            "pids": pids,
+            "api_url": config.api_url,
+            "search_port": config.search_port,
+            "redis_port": config.redis_port,
+            "data_dir": str(config.data_dir),
+            "started": time.time(),
+        }
+    )
 
 
 def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bool:
@@ -452,21 +412,21 @@ def stop(config: ArgillaServerConfig | None = None, timeout: float = 15.0) -> bo
     The data stays in ``build/run/argilla-<port>/`` (see :func:`reset`).
     """
     config = config or default_config()
-    state = _read_state(config)
+    state = config.service.read_state()
     if state is None:
         return False
     pids = {name: int(pid) for name, pid in state.get("pids", {}).items()}
     for name in ("argilla", "search"):  # the server first, then what it depends on
         if name in pids:
-            supervisor.kill_group(pids[name], _is_alive, timeout)
-    config.state_file.unlink(missing_ok=True)
+            supervisor.kill_group(pids[name], config.service.alive, timeout)
+    config.service.clear_state()
     return bool(pids)
 
 
 def reset(config: ArgillaServerConfig | None = None) -> None:
     """Stop the server and delete its data (datasets, records, annotations)."""
     config = config or default_config()
-    with supervisor.start_lock(config.lock_file):
+    with config.service.lock():
         stop(config)
         shutil.rmtree(config.data_dir, ignore_errors=True)
 
@@ -501,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parado; datos borrados ({config.data_dir})")
             return 0
         if args.command == "logs":
-            print(supervisor.log_tail(config.log_file, lines=60))
+            print(config.service.log_tail(lines=60))
             return 0
         current = status(config)
         print(current.describe())

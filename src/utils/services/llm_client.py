@@ -1,20 +1,8 @@
 """Which OpenAI-compatible endpoint the notebooks talk to, and an ``openai`` client for it.
 
-By default it is the course's own llama.cpp server (:mod:`utils.services.llm_server`).  Set
-``LLM_BASE_URL`` to use any other OpenAI-compatible server with the same code:
-
-============  ==============================  =========================================
-Server        ``LLM_BASE_URL``                 Notes
-============  ==============================  =========================================
-course        ``http://127.0.0.1:8080/v1``     ``scripts/llm_server start`` (default)
-LM Studio     ``http://localhost:1234/v1``     "Developer" tab → Start server
-Ollama        ``http://localhost:11434/v1``    ``ollama serve``; ``LLM_MODEL=qwen2.5:1.5b``
-vLLM          ``http://localhost:8000/v1``     ``vllm serve <model>``
-OpenAI        ``https://api.openai.com/v1``    needs ``LLM_API_KEY``
-============  ==============================  =========================================
-
-``LLM_MODEL`` names the model (default: the first one the server lists) and
-``LLM_API_KEY`` the key (environment or Colab secrets; local servers accept any).
+By default it is the course's own llama.cpp server (:mod:`utils.services.llm_server`);
+``LLM_BASE_URL``, ``LLM_MODEL`` and ``LLM_API_KEY`` choose any other (README §Servidor LLM
+local lists the usual ones; :data:`SERVER_PRESETS` says how to start them).
 
 Calling the model (notebook 05 and anyone who wants timings)::
 
@@ -47,14 +35,6 @@ from utils.core.settings import CourseSettings, get_settings
 
 if TYPE_CHECKING:
     from utils.core.preflight import Service
-
-#: Base URLs of popular local servers, for the notebooks' explanations.
-KNOWN_SERVERS: dict[str, str] = {
-    "course": "http://127.0.0.1:8080/v1",
-    "lmstudio": "http://localhost:1234/v1",
-    "ollama": "http://localhost:11434/v1",
-    "vllm": "http://localhost:8000/v1",
-}
 
 
 @dataclass(frozen=True)
@@ -124,24 +104,24 @@ class ServerPreset:
     how_to_start: str
 
 
-#: Documented defaults for the servers the course mentions (see the table above).
+#: Documented defaults for the servers the course mentions (README §Servidor LLM local).
 SERVER_PRESETS: dict[str, ServerPreset] = {
     "course": ServerPreset(
         "servidor llama.cpp del curso",
-        KNOWN_SERVERS["course"],
+        "http://127.0.0.1:8080/v1",
         "smollm2-135m-instruct",
         "`scripts/llm_server start` en una terminal, o `llm_server.ensure_running()` en el cuaderno "
         "(puerto: COURSE_LLM_PORT, 8080 por defecto)",
     ),
     "lmstudio": ServerPreset(
         "LM Studio",
-        KNOWN_SERVERS["lmstudio"],
+        "http://localhost:1234/v1",
         "qwen2.5-1.5b-instruct",
         "carga un modelo y pulsa «Start server» en la pestaña Developer (o `lms server start`)",
     ),
     "ollama": ServerPreset(
         "Ollama",
-        KNOWN_SERVERS["ollama"],
+        "http://localhost:11434/v1",
         "qwen2.5:1.5b",
         "`ollama pull qwen2.5:1.5b` y `ollama serve`",
     ),

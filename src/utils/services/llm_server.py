@@ -1,28 +1,13 @@
-"""Start, check and stop a local llama.cpp OpenAI-compatible server.
+"""Start, check and stop a local llama.cpp OpenAI-compatible server (``scripts/llm_server``).
 
-The server is ``llama-cpp-python[server]`` (the engine inside LM Studio and Ollama) on
-127.0.0.1, serving the profile's GGUF (SmolLM2-135M-Instruct in mini).  It runs in its own
-process group, detached from the notebook, with a pid file and a log file in
-``build/run/``; :func:`start` is idempotent and :func:`stop` is clean.
-
-From a shell::
-
-    scripts/llm_server start     # or: python -m utils.services.llm_server start
-    scripts/llm_server status
-    scripts/llm_server stop
-
-``COURSE_LLM_PORT`` changes the port (default 8080).  Two ``start`` at once are serialized by
-a lock (the second reuses the first's server), the server gets an environment without the
-learner's secrets (:func:`utils.core.secrets.service_env`), and it counts as running only while
-the recorded pid holds the listening socket.  To use another OpenAI-compatible
-endpoint instead (LM Studio, Ollama, vLLM, OpenAI) set ``LLM_BASE_URL``; see
-:mod:`utils.services.llm_client`.
+The server is ``llama-cpp-python[server]`` on 127.0.0.1 (port ``COURSE_LLM_PORT``, 8080),
+serving the profile's GGUF, under :mod:`utils.services.supervisor`.  Usage and guarantees:
+README §Servidor LLM local and §Servidores locales y secretos.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -33,7 +18,6 @@ from pathlib import Path
 
 from utils.core.assets import resolve_gguf
 from utils.core.errors import CourseError
-from utils.core.paths import run_dir
 from utils.core.secrets import mask_credentials, service_env
 from utils.core.settings import CourseSettings, get_settings
 from utils.services import supervisor
@@ -101,8 +85,7 @@ def port_from_env() -> int:
     Raises:
         LLMServerError: when the variable is not a valid port number (1–65535).
     """
-    raw = os.environ.get(PORT_ENV, "").strip()
-    return parse_port(raw, PORT_ENV) if raw else DEFAULT_PORT
+    return supervisor.env_port(PORT_ENV, DEFAULT_PORT, parse_port)
 
 
 def default_config(settings: CourseSettings | None = None, port: int | None = None) -> ServerConfig:
@@ -116,38 +99,17 @@ def default_config(settings: CourseSettings | None = None, port: int | None = No
     )
 
 
-def _state_file(port: int) -> Path:
-    return run_dir() / f"llm_server-{port}.json"
-
-
-def _log_file(port: int) -> Path:
-    return run_dir() / f"llm_server-{port}.log"
-
-
-def _lock_file(port: int) -> Path:
-    return run_dir() / f"llm_server-{port}.lock"
-
-
-def _is_our_process(pid: int) -> bool:
-    return supervisor.is_alive(pid, _MARKERS)
-
-
-def _orphan_on(port: int) -> int | None:
-    """A course llama.cpp server holding ``port`` without a pid file (left by a crash)."""
-    return next((pid for pid in supervisor.port_owners(port) if _is_our_process(pid)), None)
+def service(port: int) -> supervisor.Service:
+    """The server on ``port``: its files in ``build/run/llm_server-<port>.*``."""
+    return supervisor.Service("llm_server", port, _MARKERS)
 
 
 def _read_state(port: int) -> dict | None:
-    path = _state_file(port)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        state = None
-    if state is not None and not _is_our_process(int(state.get("pid", -1))):
-        path.unlink(missing_ok=True)  # stale pid file: the process is gone
-        state = None
-    if state is None:
-        orphan = _orphan_on(port)
+    """The recorded server, or a course server holding ``port`` without a pid file (left by a crash)."""
+    server = service(port)
+    state = server.read_state()
+    if state is None or "pid" not in state:
+        orphan = next((pid for pid in supervisor.port_owners(port) if server.alive(pid)), None)
         return {"pid": orphan, "adopted": True} if orphan else None
     return state
 
@@ -177,21 +139,22 @@ def status(config: ServerConfig | None = None) -> ServerStatus:
         pid=pid,
         base_url=config.base_url,
         model_alias=config.model_alias,
-        log_file=_log_file(config.port),
+        log_file=service(config.port).log_file,
     )
 
 
 def _wait_healthy(config: ServerConfig, is_alive: Callable[[], bool], timeout: float) -> ServerStatus:
-    log = _log_file(config.port)
+    server = service(config.port)
+    log = server.log_file
     try:
         ready = supervisor.wait_until(
             lambda: status(config).healthy, lambda: None if is_alive() else "exited", timeout
         )
     except supervisor.ProcessDied:
-        _state_file(config.port).unlink(missing_ok=True)
+        server.clear_state()
         raise LLMServerError(
             f"El servidor llama.cpp se cerró durante el arranque. Últimas líneas del log ({log}):\n"
-            f"{supervisor.log_tail(log)}\nCorrige lo que indica el log y vuelve a ejecutar "
+            f"{server.log_tail()}\nCorrige lo que indica el log y vuelve a ejecutar "
             "`scripts/llm_server start` (o la celda)."
         ) from None
     if not ready:
@@ -215,7 +178,7 @@ def start(config: ServerConfig | None = None, timeout: float = 120.0) -> ServerS
             installed, or the server fails to start (the message quotes its log).
     """
     config = config or default_config()
-    with supervisor.start_lock(_lock_file(config.port)):
+    with service(config.port).lock():
         return _start_locked(config, timeout)
 
 
@@ -225,7 +188,7 @@ def _start_locked(config: ServerConfig, timeout: float) -> ServerStatus:
         return current
     if current.running and current.pid is not None:  # started but still loading
         pid = current.pid
-        return _wait_healthy(config, lambda: _is_our_process(pid), timeout)
+        return _wait_healthy(config, lambda: service(config.port).alive(pid), timeout)
     if supervisor.port_busy(config.host, config.port):
         raise LLMServerError(
             f"El puerto {config.port} ya lo usa otro programa (no es el servidor del curso). "
@@ -252,14 +215,10 @@ def _start_locked(config: ServerConfig, timeout: float) -> ServerStatus:
         "--port", str(config.port),
         "--n_ctx", str(config.n_ctx),
     ]  # fmt: skip
-    proc = supervisor.spawn(cmd, _log_file(config.port), service_env())
-    # Wait for the exec: until then /proc/<pid>/cmdline still shows this process.
-    deadline = time.monotonic() + 10
-    while proc.poll() is None and not _is_our_process(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    state = {**asdict(config), "pid": proc.pid, "started": time.time(), "log": str(_log_file(config.port))}
-    state["model_path"] = str(config.model_path)
-    _state_file(config.port).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    server = service(config.port)
+    proc = server.spawn(cmd, service_env())
+    state = {**asdict(config), "pid": proc.pid, "started": time.time(), "log": str(server.log_file)}
+    server.write_state({**state, "model_path": str(config.model_path)})
     try:
         return _wait_healthy(config, lambda: proc.poll() is None, timeout)
     except BaseException:
@@ -277,8 +236,9 @@ def stop(port: int | None = None, timeout: float = 15.0) -> bool:
     state = _read_state(port)
     if state is None:
         return False
-    supervisor.kill_group(int(state["pid"]), _is_our_process, timeout)
-    _state_file(port).unlink(missing_ok=True)
+    server = service(port)
+    supervisor.kill_group(int(state["pid"]), server.alive, timeout)
+    server.clear_state()
     return True
 
 
@@ -306,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             print("parado" if stop(port) else "no estaba en marcha")
             return 0
         if args.command == "logs":
-            print(supervisor.log_tail(_log_file(port), lines=60))
+            print(service(port).log_tail(lines=60))
             return 0
         config = default_config(port=port)
         if args.command == "start":

@@ -14,8 +14,8 @@ What this module guarantees, and why:
   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set for ``ray start`` *and* for the driver;
   :func:`start` and :func:`connect` set it.
 * **The course's ports.**  ``COURSE_RAY_PORT`` (default 6390; never Ray's 6379, which is the
-  course's Redis) is the head's port; the cluster uses that port and the next 19
-  (:func:`port_layout`): node manager, object manager, agents, metrics, then the workers.
+  course's Redis) is the head's port; the cluster uses that port and the next
+  ``PORT_SPAN - 1`` (:func:`port_layout`): node manager, object manager, agents, metrics, then the workers.
 * **Stopped by pid, never by name.**  ``ray stop`` kills every Ray process of the machine,
   other people's clusters included.  :func:`stop` stops the ``ray start --head --block``
   process recorded in ``build/run/ray-<port>.json`` and the processes it started (Ray's
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import signal
 import sys
@@ -38,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.core.errors import CourseError
-from utils.core.paths import run_dir
 from utils.core.secrets import service_env
 from utils.services import supervisor
 from utils.services.cli import SpanishArgumentParser
@@ -90,7 +88,7 @@ class ClusterStatus:
 
 
 def parse_port(raw: object, source: str = "--port") -> int:
-    """``raw`` as the head's port (leaving room for the 19 after it), or :class:`RayClusterError`."""
+    """``raw`` as the head's port (leaving room for the ports after it), or :class:`RayClusterError`."""
     try:
         port = supervisor.parse_port(raw, source, DEFAULT_PORT)
     except ValueError as exc:
@@ -105,12 +103,11 @@ def parse_port(raw: object, source: str = "--port") -> int:
 
 def port_from_env() -> int:
     """The head's port from ``COURSE_RAY_PORT`` (default 6390)."""
-    raw = os.environ.get(PORT_ENV, "").strip()
-    return parse_port(raw, PORT_ENV) if raw else DEFAULT_PORT
+    return supervisor.env_port(PORT_ENV, DEFAULT_PORT, parse_port)
 
 
 def port_layout(port: int) -> dict[str, int]:
-    """Every port a cluster whose head listens on ``port`` uses (all in ``port … port+19``)."""
+    """Every port a cluster whose head listens on ``port`` uses (all in ``port … port + PORT_SPAN - 1``)."""
     return {
         "port": port,
         "node-manager-port": port + 1,
@@ -155,16 +152,9 @@ def _is_loopback(host: str) -> bool:
 # --------------------------------------------------------------------------- state
 
 
-def _state_file(port: int) -> Path:
-    return run_dir() / f"ray-{port}.json"
-
-
-def _log_file(port: int) -> Path:
-    return run_dir() / f"ray-{port}.log"
-
-
-def _lock_file(port: int) -> Path:
-    return run_dir() / f"ray-{port}.lock"
+def service(port: int) -> supervisor.Service:
+    """The head on ``port``: its files in ``build/run/ray-<port>.*``."""
+    return supervisor.Service("ray", port, _MARKERS)
 
 
 def temp_dir(port: int) -> Path:
@@ -172,32 +162,17 @@ def temp_dir(port: int) -> Path:
     return Path(tempfile.gettempdir()) / f"ray-course-{port}"
 
 
-def _is_our_head(pid: int) -> bool:
-    return supervisor.is_alive(pid, _MARKERS)
-
-
-def _read_state(port: int) -> dict | None:
-    path = _state_file(port)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not _is_our_head(int(state.get("pid", -1))):
-        path.unlink(missing_ok=True)  # stale: the head is gone
-        return None
-    return state
-
-
 def status(port: int | None = None) -> ClusterStatus:
     """Whether the course's head runs on ``port`` and holds it."""
     port = port_from_env() if port is None else parse_port(port)
-    state = _read_state(port)
-    pid = int(state["pid"]) if state else None
+    head = service(port)
+    state = head.read_state()
+    pid = int(state["pid"]) if state and "pid" in state else None
     return ClusterStatus(
         running=pid is not None and supervisor.owns_port(pid, port),
         pid=pid,
         address=f"{HOST}:{port}",
-        log_file=_log_file(port),
+        log_file=head.log_file,
     )
 
 
@@ -246,12 +221,13 @@ def start(
             installed, or the head fails to start (the message quotes its log).
     """
     port = port_from_env() if port is None else parse_port(port)
-    with supervisor.start_lock(_lock_file(port)):
+    with service(port).lock():
         current = status(port)
         if current.running:
             return current
         if current.pid is not None:  # started by another call, still coming up
-            return _wait_ready(port, current.pid, int((_read_state(port) or {}).get("log_offset", 0)), timeout)
+            offset = int((service(port).read_state() or {}).get("log_offset", 0))
+            return _wait_ready(port, current.pid, offset, timeout)
         busy = [p for p in port_layout(port).values() if supervisor.port_busy(HOST, p)]
         if busy:
             raise RayClusterError(
@@ -274,15 +250,13 @@ def start(
 
 
 def _spawn_head(port: int, num_cpus: int | None, num_gpus: int | None, object_store_mb: int, timeout: float):
-    log = _log_file(port)
+    head = service(port)
+    log = head.log_file
     offset = log.stat().st_size if log.exists() else 0
-    proc = supervisor.spawn(_ray_command(port, num_cpus, num_gpus, object_store_mb), log, _cluster_env())
-    deadline = time.monotonic() + 10  # until the exec, /proc/<pid>/cmdline still shows this process
-    while proc.poll() is None and not _is_our_head(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    state = {"pid": proc.pid, "address": f"{HOST}:{port}", "started": time.time(), "log": str(log)}
-    state["log_offset"] = offset
-    _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    proc = head.spawn(_ray_command(port, num_cpus, num_gpus, object_store_mb), _cluster_env())
+    head.write_state(
+        {"pid": proc.pid, "address": f"{HOST}:{port}", "started": time.time(), "log": str(log), "log_offset": offset}
+    )
     try:
         return _wait_ready(port, proc.pid, offset, timeout, proc)
     except BaseException:
@@ -291,7 +265,8 @@ def _spawn_head(port: int, num_cpus: int | None, num_gpus: int | None, object_st
 
 
 def _wait_ready(port: int, pid: int, offset: int, timeout: float, proc=None) -> ClusterStatus:
-    log = _log_file(port)
+    head = service(port)
+    log = head.log_file
 
     def ready() -> bool:
         try:
@@ -303,7 +278,7 @@ def _wait_ready(port: int, pid: int, offset: int, timeout: float, proc=None) -> 
         return started and supervisor.owns_port(pid, port)
 
     def dead() -> str | None:
-        alive = proc.poll() is None if proc is not None else _is_our_head(pid)
+        alive = proc.poll() is None if proc is not None else head.alive(pid)
         return None if alive else "exited"
 
     try:
@@ -312,7 +287,7 @@ def _wait_ready(port: int, pid: int, offset: int, timeout: float, proc=None) -> 
     except supervisor.ProcessDied:
         raise RayClusterError(
             f"El clúster Ray se cerró durante el arranque. Últimas líneas del log ({log}):\n"
-            f"{supervisor.log_tail(log)}\nCorrige lo que indica y vuelve a intentarlo "
+            f"{head.log_tail()}\nCorrige lo que indica y vuelve a intentarlo "
             "(`python -m utils.services.ray_cluster start`)."
         ) from None
     raise RayClusterError(
@@ -322,23 +297,6 @@ def _wait_ready(port: int, pid: int, offset: int, timeout: float, proc=None) -> 
     )
 
 
-def _descendants(pid: int) -> list[int]:
-    """``pid``'s children, grandchildren… (Ray's workers change session, not parent)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def stop(port: int | None = None, timeout: float = 30.0) -> bool:
     """Stop the course's cluster on ``port``: its head and every process it started, by pid.
 
@@ -346,23 +304,25 @@ def stop(port: int | None = None, timeout: float = 30.0) -> bool:
     left after ``timeout`` s is killed.  Returns False if no course cluster ran there.
     """
     port = port_from_env() if port is None else parse_port(port)
-    state = _read_state(port)
-    if state is None:
+    head = service(port)
+    state = head.read_state()
+    if state is None or "pid" not in state:
         return False
     pid = int(state["pid"])
-    family = set(_descendants(pid)) | set(supervisor.group_members(pid))
+    # Ray's workers change session, not parent: found as descendants, not as the head's group
+    family = set(supervisor.descendants(pid)) | set(supervisor.group_members(pid))
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _is_our_head(pid) and time.monotonic() < deadline:
+    while head.alive(pid) and time.monotonic() < deadline:
         supervisor.reap(pid)
         time.sleep(0.2)
-    family |= set(_descendants(pid))
+    family |= set(supervisor.descendants(pid))
     for member in sorted(family | {pid}):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(member, signal.SIGKILL)
     supervisor.reap(pid)
-    _state_file(port).unlink(missing_ok=True)
+    head.clear_state()
     return True
 
 
@@ -421,33 +381,19 @@ def cluster(spec: str, **start_kwargs) -> Iterator[str]:
         return
     port = start_kwargs.pop("port", None)
     port = port_from_env() if port is None else parse_port(port)
-    with supervisor.start_lock(_lock_file(port).with_suffix(".owner")):
-        state = _read_state(port) if status(port).running else None
-        orphaned = state is not None and "owner" in state and not _pid_alive(int(state["owner"]))
+    head = service(port)
+    with supervisor.start_lock(head.lock_file.with_suffix(".owner")):
+        state = head.read_state() if status(port).running else None
+        orphaned = state is not None and "owner" in state and not supervisor.is_alive(int(state["owner"]))
         current = start(port, **start_kwargs)
         owned = state is None or orphaned
         if owned:  # mark it as this process's, so that a killed run's head is found and adopted
-            state = _read_state(port) or {}
-            state["owner"] = os.getpid()
-            _state_file(port).write_text(json.dumps(state, indent=2), encoding="utf-8")
+            head.write_state({**(head.read_state() or {}), "owner": os.getpid()})
     try:
         yield current.address
     finally:
         if owned:
             stop(port)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- CLI
@@ -473,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             print("parado" if stop(port) else "no estaba en marcha")
             return 0
         if args.command == "logs":
-            print(supervisor.log_tail(_log_file(port), lines=60))
+            print(service(port).log_tail(lines=60))
             return 0
         if args.command == "start":
             timeout = parser.positive_seconds(args.timeout, "--timeout")

@@ -1,9 +1,11 @@
-"""One small process supervisor for the local services (llama.cpp server, Argilla, noida-db).
+"""One small process supervisor for the local services (llama.cpp server, Argilla, Ray).
 
 Each service runs in its own process group (``start_new_session``), detached from the
-notebook, with a pid file and a log file in ``build/run/``.  This module is what both
-service modules share:
+notebook, with a state (pid) file, a log file and a lock file in ``build/run/``.  This
+module is what the three service modules share:
 
+* :class:`Service` — one service on one port: its files, how to tell its processes, its
+  state file (a stale one is removed), its start lock and :meth:`Service.spawn`;
 * :func:`is_alive` — a pid is alive, not a zombie, and is *our* program (its command line
   carries a marker), so a reused pid is never mistaken for the service;
 * :func:`start_lock` — one ``start`` per port at a time: two simultaneous starts never race
@@ -13,6 +15,7 @@ service modules share:
 * :func:`spawn` — the service in a new session, with a scrubbed environment
   (:func:`utils.core.secrets.service_env`) and ``umask 077``;
 * :func:`wait_until` and :func:`kill_group` — the start-up wait and the TERM-then-KILL stop;
+  :func:`descendants` finds the children that left the group (Ray's workers);
 * :func:`parse_port` — a port from a command line or an environment variable, or a clean
   Spanish message.
 """
@@ -21,14 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from utils.core.paths import run_dir
 from utils.core.secrets import mask_credentials
 
 #: Files a service creates are private to the user (data bases, control files with tokens).
@@ -38,8 +44,8 @@ PRIVATE_UMASK = 0o077
 # --------------------------------------------------------------------------- processes
 
 
-def is_alive(pid: int, markers: Sequence[bytes]) -> bool:
-    """True if ``pid`` runs (not a zombie) and its command line contains one of ``markers``."""
+def is_alive(pid: int, markers: Sequence[bytes] | None = None) -> bool:
+    """True if ``pid`` runs (not a zombie) and its command line contains one of ``markers`` (if given)."""
     if pid <= 0:
         return False
     try:
@@ -49,22 +55,33 @@ def is_alive(pid: int, markers: Sequence[bytes]) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return any(marker in cmdline for marker in markers)
+    return markers is None or any(marker in cmdline for marker in markers)
+
+
+def _process_stats() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, fields after the command name)`` of every process: state, ppid, pgrp, …"""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[-1].split()
 
 
 def group_members(pgid: int) -> list[int]:
     """Pids whose process group is ``pgid`` (the service and any child it forked)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after ")": state, ppid, pgrp, ...
-            members.append(int(entry.name))
-    return members
+    return [pid for pid, fields in _process_stats() if int(fields[2]) == pgid]
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren… (found by parent pid: they may have left its group)."""
+    children: dict[int, list[int]] = {}
+    for child, fields in _process_stats():
+        children.setdefault(int(fields[1]), []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -145,6 +162,80 @@ def kill_group(pid: int, alive: Callable[[int], bool], timeout: float = 15.0) ->
         reap(pid)
         if not alive(pid):
             return
+
+
+# --------------------------------------------------------------------------- one service
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service on one port: its files in ``build/run/`` and the markers of its processes.
+
+    ``name`` prefixes the files (``build/run/<name>-<port>.json|.log|.lock``); ``markers`` are
+    what its command lines contain (see :func:`is_alive`).
+    """
+
+    name: str
+    port: int
+    markers: tuple[bytes, ...]
+
+    @property
+    def state_file(self) -> Path:
+        return run_dir() / f"{self.name}-{self.port}.json"
+
+    @property
+    def log_file(self) -> Path:
+        return run_dir() / f"{self.name}-{self.port}.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return run_dir() / f"{self.name}-{self.port}.lock"
+
+    def alive(self, pid: int) -> bool:
+        """True if ``pid`` is one of this service's processes (not a zombie, not a reused pid)."""
+        return is_alive(pid, self.markers)
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """One ``start`` (or ``reset``) of this service at a time."""
+        return start_lock(self.lock_file)
+
+    def read_state(self) -> dict | None:
+        """The state file's content; None if missing, unreadable, or its ``pid`` is gone (then removed)."""
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if "pid" in state and not self.alive(int(state["pid"])):
+            self.clear_state()  # stale: the process is gone
+            return None
+        return state
+
+    def write_state(self, state: dict) -> None:
+        self.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+    def clear_state(self) -> None:
+        self.state_file.unlink(missing_ok=True)
+
+    def log_tail(self, lines: int = 15) -> str:
+        return log_tail(self.log_file, lines)
+
+    def spawn(self, cmd: Sequence[str], env: Mapping[str, str], log_path: Path | None = None) -> subprocess.Popen:
+        """:func:`spawn` ``cmd`` (log: ``log_path`` or :attr:`log_file`) and wait up to 10 s for its exec.
+
+        Until the exec, ``/proc/<pid>/cmdline`` still shows this process, and :meth:`alive` would
+        call the new service dead.
+        """
+        proc = spawn(cmd, log_path or self.log_file, env)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and not self.alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return proc
+
+
+def env_port(env: str, default: int, parse: Callable[[str, str], int]) -> int:
+    """The port in environment variable ``env`` through ``parse(raw, env)``, or ``default`` if unset."""
+    raw = os.environ.get(env, "").strip()
+    return parse(raw, env) if raw else default
 
 
 # --------------------------------------------------------------------------- start-up

@@ -8,10 +8,7 @@
     report = run_translation("llava.json", "build/llava_es", backend, chunk_size=500)
     merge_outputs(["build/llava_es"], "build/llava_es.jsonl")
 
-Command line::
-
-    python -m utils.translate run INPUT OUT_DIR [--backend seq2seq|ctranslate2|openai] [--chunk-size N] [--shard i/n]
-    python -m utils.translate merge OUT_DIR [OUT_DIR ...] RESULT.jsonl [--force]
+The command line (``python -m utils.translate run|merge``) is :mod:`utils.translate.__main__`.
 
 Modules: :mod:`~utils.translate.segments` (protection and sentence splitting),
 :mod:`~utils.translate.records` (LLaVA rows), :mod:`~utils.translate.backends` (MT model or

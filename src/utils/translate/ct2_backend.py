@@ -3,14 +3,8 @@
 `CTranslate2 <https://opennmt.net/CTranslate2/>`_ runs Transformer models with its own C++
 kernels: int8 weights, no Python per decoding step, no padding waste.  On a CPU an int8
 opus-mt model translates several times faster than transformers' ``generate`` on the same
-threads; on a GPU ``int8_float16`` keeps the int8 weights and computes in float16.
-
-.. code-block:: python
-
-    from utils.translate import make_backend
-
-    backend = make_backend("ctranslate2")      # the profile's MT model, int8 on CPU
-    backend.translate(["What color is the bus?"])
+threads; on a GPU ``int8_float16`` keeps the int8 weights and computes in float16
+(``make_backend("ctranslate2")``).
 
 The Hugging Face model (Marian/opus-mt or NLLB) is converted with
 ``ctranslate2.converters.TransformersConverter`` the first time, into

@@ -1,14 +1,6 @@
 """The translation engine: chunks, cache, batches, retries, quarantine, report, merge.
 
-.. code-block:: python
-
-    from utils.translate import make_backend, run_translation, merge_outputs
-
-    backend = make_backend("seq2seq")            # or "openai"
-    report = run_translation("llava.json", "out/", backend, chunk_size=500)
-    merge_outputs(["out/"], "llava_es.jsonl")
-
-How one chunk is translated:
+Usage: :mod:`utils.translate`.  How one chunk is translated:
 
 1. every row is validated; malformed rows go to quarantine with their reason;
 2. every turn is split into literals and sentences (:mod:`utils.translate.segments`);

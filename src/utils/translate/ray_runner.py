@@ -11,19 +11,11 @@
         with RayWorkers(address, partial(make_backend, "seq2seq", threads=1), workers=2) as workers:
             report = run_translation("llava.json", "out/", None, workers=workers)
 
-What runs where:
-
-* each :class:`ChunkWorker` actor builds its own backend once (the model loads once per
-  actor, on its GPU when the cluster has GPUs: ``num_gpus`` per actor) and translates
-  whole chunks with the engine's :func:`~utils.translate.engine.translate_chunk`
-  (validation, protection, retries, bisection, QA: the same code as a single process);
-* the driver (:func:`~utils.translate.engine.run_translation`) keeps everything that
-  must happen once: the commit log, chunk files, deferrals, the cache file and the report.
-
-Exactly once: a worker killed mid-chunk is restarted by Ray (``max_restarts``) and its
-chunk is sent again (``max_task_retries``), so a chunk may be *translated* twice; it is
-*committed* once, because the driver commits by chunk number and skips a chunk already
-in the commit log.  If the whole job dies, the next run resumes from the commit log.
+Each :class:`ChunkWorker` actor loads its backend once and runs the engine's
+:func:`~utils.translate.engine.translate_chunk` on whole chunks; the driver
+(:func:`~utils.translate.engine.run_translation`) commits by chunk number, so a chunk a
+restarted actor translates twice is committed once (README §Cuaderno 01, «Ray», and
+§Robustez).
 """
 
 from __future__ import annotations

@@ -578,10 +578,6 @@ class ChunkStore:
             return self._legacy_qa[record.chunk]
         return json.loads((self.out_dir / record.qa_file).read_text(encoding="utf-8"))
 
-    def iter_rows(self) -> Iterator[dict[str, Any]]:
-        for _, record in sorted(self.records.items()):
-            yield from read_jsonl(self.out_dir / record.file)
-
     def iter_quarantine(self) -> Iterator[dict[str, Any]]:
         for _, record in sorted(self.records.items()):
             yield from read_jsonl(self.out_dir / record.quarantine_file)
