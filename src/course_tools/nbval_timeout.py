@@ -7,7 +7,7 @@ passed and marks every later cell "expected to fail" (XPASS, which does not fail
 notebook 02 rehearsal cut short at 900 s passed that way (measured 29-11-2026).  This plugin
 turns the cell during which nbval flagged the timeout into a failure that says so.
 
-Loaded by the repository's ``conftest.py``; ``pytest -p course_tools.nbval_timeout`` elsewhere.
+Loaded by ``addopts`` in pyproject.toml (``-p course_tools.nbval_timeout``).
 """
 
 from __future__ import annotations
