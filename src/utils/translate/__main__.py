@@ -68,66 +68,78 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = SpanishArgumentParser(
         prog="python -m utils.translate",
-        description="Translate LLaVA conversation datasets to Spanish, in resumable chunks.",
+        description="Traduce al español conjuntos de conversaciones LLaVA, por bloques reanudables.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
-        help="translate INPUT into OUT_DIR (resumes an interrupted run)",
-        description="Translate a LLaVA .json/.jsonl file into OUT_DIR: chunk files, manifest.json, "
-        "commits.jsonl (one line per finished chunk), quarantine.jsonl and report.json. Running it again "
-        "resumes where it stopped (also after Ctrl-C, SIGTERM or a full disk).",
+        help="traduce INPUT en OUT_DIR (reanuda una ejecución interrumpida)",
+        description="Traduce un fichero LLaVA .json/.jsonl en OUT_DIR: ficheros de bloque, manifest.json, "
+        "commits.jsonl (una línea por bloque terminado), quarantine.jsonl y report.json. Ejecutarlo de nuevo "
+        "reanuda donde se paró (también tras Ctrl-C, SIGTERM o un disco lleno).",
     )
-    run.add_argument("input", metavar="INPUT", help="LLaVA .json (array) or .jsonl file")
-    run.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if needed)")
-    run.add_argument("--profile", choices=["mini", "full"], help="settings profile for defaults (default: active)")
+    run.add_argument("input", metavar="INPUT", help="fichero LLaVA .json (lista) o .jsonl")
+    run.add_argument("out_dir", metavar="OUT_DIR", help="carpeta de salida (se crea si no existe)")
+    run.add_argument(
+        "--profile",
+        choices=["mini", "full"],
+        help="perfil de ajustes para los valores por defecto (por defecto: el activo)",
+    )
     run.add_argument(
         "--backend",
         choices=["seq2seq", "ctranslate2", "openai"],
-        help="seq2seq MT model, the same model on CTranslate2 (fast bulk inference) "
-        "or OpenAI-compatible chat endpoint",
+        help="modelo de traducción seq2seq, el mismo modelo en CTranslate2 (inferencia rápida en lote) "
+        "o un servidor de chat compatible con OpenAI",
     )
-    run.add_argument("--model", help="model id (seq2seq: Hub id, folder or local:...; openai: served model name)")
-    run.add_argument("--chunk-size", type=_positive_int, help="rows per chunk file (the unit of resume)")
-    run.add_argument("--batch-size", type=_positive_int, help="segments per model call (openai: parallel requests)")
-    run.add_argument("--max-new-tokens", type=_positive_int, help="generation cap per segment")
-    run.add_argument("--num-beams", type=_positive_int, help="beam search width for seq2seq (1 = greedy)")
-    run.add_argument("--shard", default="0/1", help="translate part i of n (0-based), e.g. 0/4 (default 0/1)")
-    run.add_argument("--limit", type=_positive_int, default=None, help="only the first N rows of INPUT")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="seq2seq device")
+    run.add_argument(
+        "--model", help="id del modelo (seq2seq: id del Hub, carpeta o local:...; openai: nombre del modelo servido)"
+    )
+    run.add_argument("--chunk-size", type=_positive_int, help="filas por fichero de bloque (la unidad que se reanuda)")
+    run.add_argument(
+        "--batch-size", type=_positive_int, help="segmentos por llamada al modelo (openai: peticiones en paralelo)"
+    )
+    run.add_argument("--max-new-tokens", type=_positive_int, help="tope de tokens generados por segmento")
+    run.add_argument("--num-beams", type=_positive_int, help="anchura de la búsqueda en haz en seq2seq (1 = voraz)")
+    run.add_argument("--shard", default="0/1", help="traduce la parte i de n (desde 0), p. ej. 0/4 (por defecto 0/1)")
+    run.add_argument("--limit", type=_positive_int, default=None, help="solo las N primeras filas de INPUT")
+    run.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="dispositivo del modelo seq2seq"
+    )
     run.add_argument(
         "--dtype",
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
-        help="seq2seq precision (auto: float16 on a GPU, bfloat16 on CPUs that compute it natively)",
+        help="precisión de seq2seq (auto: float16 en GPU, bfloat16 en CPU que lo calculan de forma nativa)",
     )
     run.add_argument(
         "--quantization",
         default="auto",
-        help="ctranslate2 precision (auto: int8 on CPU, int8_float16 on a GPU; or float32...)",
+        help="precisión de ctranslate2 (auto: int8 en CPU, int8_float16 en GPU; o float32...)",
     )
     run.add_argument(
-        "--threads", type=_positive_int, help="CPU threads for the seq2seq model (default: the idle cores)"
+        "--threads", type=_positive_int, help="hilos de CPU del modelo seq2seq (por defecto: los núcleos libres)"
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="sin barra de progreso")
     run.add_argument(
         "--ray",
         metavar="local|HOST:PORT",
-        help="translate the chunks on a Ray cluster, one model per actor: 'local' starts (and stops) one on "
-        "127.0.0.1 (COURSE_RAY_PORT), HOST:PORT joins a running one; commits stay in this process",
+        help="traduce los bloques en un clúster Ray, un modelo por actor: 'local' arranca (y para) uno en "
+        "127.0.0.1 (COURSE_RAY_PORT), HOST:PORT se une a uno en marcha; los commits se hacen en este proceso",
     )
     run.add_argument(
-        "--ray-workers", type=_positive_int, help="Ray actors (models); default: one per GPU, else one per CPU"
+        "--ray-workers",
+        type=_positive_int,
+        help="actores Ray (modelos); por defecto: uno por GPU o, sin GPU, uno por CPU",
     )
     merge = sub.add_parser(
         "merge",
-        help="join the chunks of one or more OUT_DIRs (shards) into one JSON Lines file",
-        description="Check that the OUT_DIRs cover every chunk and row exactly once and write "
-        "RESULT.jsonl (translated rows) and RESULT.quarantine.jsonl.",
+        help="une los bloques de uno o varios OUT_DIR (fragmentos) en un fichero JSON Lines",
+        description="Comprueba que los OUT_DIR cubren cada bloque y cada fila exactamente una vez y escribe "
+        "RESULT.jsonl (filas traducidas) y RESULT.quarantine.jsonl.",
     )
-    merge.add_argument("out_dirs", metavar="OUT_DIR", nargs="+", help="output folders of the shards")
-    merge.add_argument("result", metavar="RESULT.jsonl", help="merged output file (outside every OUT_DIR)")
-    merge.add_argument("--force", action="store_true", help="overwrite RESULT.jsonl if it already exists")
+    merge.add_argument("out_dirs", metavar="OUT_DIR", nargs="+", help="carpetas de salida de los fragmentos")
+    merge.add_argument("result", metavar="RESULT.jsonl", help="fichero unido de salida (fuera de todo OUT_DIR)")
+    merge.add_argument("--force", action="store_true", help="sobrescribe RESULT.jsonl si ya existe")
     return parser
 
 
