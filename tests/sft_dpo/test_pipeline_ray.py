@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from nb02_fixtures import llm_endpoint, notebook_cells  # noqa: F401 - fixture
@@ -110,16 +111,23 @@ def test_pipeline_ray_gives_the_rows_pipeline_run_gives(llm_endpoint, ray_cluste
 
 def test_a_killed_step_actor_fails_clearly_instead_of_hanging(llm_endpoint, ray_cluster, cells, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # distilabel's log lines unwrapped (the driver's log is relayed here)
-    module = cells(_rows(2), input_batch_size=1)  # one row per batch: the judge is still busy when killed
+    module = cells(_rows(2), input_batch_size=1)  # one row per batch: the judge still has work when killed
     pipeline = module.pipeline.ray()
     killed = {}
+    # distilabel saves its batch manager after each batch the driver handles: once it exists, the
+    # run has done work that a relaunch can resume from (the judge, last in line, has not).
+    cache = Path(pipeline._cache_dir)  # this test's own (COURSE_BUILD_DIR is its tmp_path)
 
     def kill_the_judge_mid_run():
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
             for actor in pipeline_actors(pipeline.name, since=started):
-                if actor["name"] == "juez-0" and actor["state"] == "ALIVE" and actor["pid"]:
-                    time.sleep(2)  # loaded and working on its first batches
+                if (
+                    actor["name"] == "juez-0"
+                    and actor["state"] == "ALIVE"
+                    and actor["pid"]
+                    and any(cache.rglob("batch_manager.json"))
+                ):
                     os.kill(actor["pid"], signal.SIGKILL)
                     killed["at"] = time.monotonic()
                     return

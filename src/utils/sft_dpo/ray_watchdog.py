@@ -32,6 +32,7 @@ state API needs the dashboard, which the course's local cluster does not start.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import re
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import uuid
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,31 @@ def _watch(child: _Child, name: str, timeout_s: float, poll_s: float) -> str | N
         child.reap_actors(name)
 
 
+def _importable(pipeline) -> None:
+    """Make the classes of the pipeline's steps and LLMs importable by the module names they record.
+
+    Resuming from the cache (``use_cache=True``) rebuilds the cached pipeline from its YAML, which
+    names each class by module and name; a notebook's classes live in its kernel's ``__main__``
+    (a test's in a module of its own), not in this process, which got them pickled by value.
+    """
+    from ray import cloudpickle
+
+    for name in pipeline.dag:
+        step = pipeline.dag.get_step(name)["step"]
+        for obj in (step, getattr(step, "llm", None)):
+            cls = type(obj)
+            if obj is None or cls.__module__.startswith("distilabel."):
+                continue
+            try:
+                module = importlib.import_module(cls.__module__)
+            except ImportError:
+                module = sys.modules.setdefault(cls.__module__, types.ModuleType(cls.__module__))
+                # still sent to Ray's workers by value: they cannot import it either
+                cloudpickle.register_pickle_by_value(module)
+            if not hasattr(module, cls.__name__):
+                setattr(module, cls.__name__, cls)
+
+
 def _run_child(folder: Path) -> int:
     """The child's side: join the cluster, run the pipeline, pickle its ``Distiset`` (or its exception)."""
     import traceback
@@ -298,11 +325,20 @@ def _run_child(folder: Path) -> int:
     import ray
     from ray import cloudpickle
 
+    parent = os.getppid()
+
+    def end_with_parent() -> None:  # a watchdog killed outright (kill -9, a dead kernel) takes its driver along
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=end_with_parent, daemon=True).start()
     job = cloudpickle.loads((folder / "job.pkl").read_bytes())
     connect(job["address"], namespace=job["namespace"], logging_level="ERROR")
     (folder / "job_id").write_text(ray.get_runtime_context().get_job_id())
     pipeline = job["pipeline"]
     pipeline._ray_head_node_url = None  # joined above: distilabel must not ray.init again
+    _importable(pipeline)
     try:
         outcome = ("ok", pipeline.run(**job["run_kwargs"]))
     except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
