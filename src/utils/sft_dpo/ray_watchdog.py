@@ -19,9 +19,9 @@ utils.sft_dpo.ray_watchdog``) joined to the same Ray cluster, and watches it fro
 
 Either way it ends the child (SIGTERM, then SIGKILL), makes sure the job's actors are gone
 (Ray ends them with their driver; stragglers are killed) and raises
-:class:`PipelineStalledError`, in Spanish, naming the step and what to relaunch.  distilabel
-saves its batch manager to the cache after every batch, so a relaunch with ``use_cache=True``
-resumes from that state (``tests/sft_dpo/test_pipeline_ray.py`` relaunches after a kill).
+:class:`PipelineStalledError`, in Spanish, naming the step and what to relaunch: from scratch
+(``use_cache=False``), because one measured relaunch with ``use_cache=True`` after the judge
+was killed mid-batch waited past 600 s (the batch the dead step held is never given back).
 The child pickles the ``Distiset`` (or the exception of ``run()``) back; its log is relayed
 to this process's standard output.
 
@@ -266,9 +266,10 @@ def _watch(child: _Child, name: str, timeout_s: float, poll_s: float) -> str | N
                 failure = (
                     f"En Ray ha muerto {what}, del pipeline «{name}». distilabel 1.5.3 no lo "
                     "reinicia y se quedaría esperando sin error, así que lo hemos parado. Relanza "
-                    "`pipeline.ray().run(use_cache=True)` (o vuelve a ejecutar la celda): con la caché retoma el "
-                    "estado que guarda tras cada lote. Si murió por falta de memoria, baja el `input_batch_size` "
-                    "de ese paso o dale más memoria con `StepResources(memory=…)`."
+                    "`pipeline.ray().run(use_cache=False)` (o vuelve a ejecutar la celda), que empieza de cero: "
+                    "con `use_cache=True` distilabel puede quedarse esperando el lote que tenía el paso muerto. "
+                    "Si murió por falta de memoria, baja el `input_batch_size` de ese paso o dale más memoria con "
+                    "`StepResources(memory=…)`."
                 )
             elif time.monotonic() > deadline:
                 failure = (
@@ -276,8 +277,7 @@ def _watch(child: _Child, name: str, timeout_s: float, poll_s: float) -> str | N
                     "Si sus pasos no llegaron a cargarse, el clúster no tiene CPU (o GPU) para todos: cada paso "
                     "es un actor que pide 1 CPU lógica (`ray start --num-cpus=N` con N ≥ pasos, o "
                     "`StepResources(cpus=…)`). Si no, mira el registro de arriba por si un paso está atascado, y "
-                    "relanza `pipeline.ray().run(use_cache=True)` (retoma el estado que guarda tras cada lote) con "
-                    "un `timeout_s` mayor si el trabajo es así de largo."
+                    "relanza con un `timeout_s` mayor si el trabajo es así de largo."
                 )
             if failure:
                 return failure
