@@ -18,7 +18,15 @@ nobody in the course wrote: ``../shared/real-data/en_es_real.jsonl`` next to the
 ``--real-limit N`` keeps the first N of them; rows with a ``note`` (pairs misaligned in the
 source) are left out.  ``tests/good_bad/test_real_pairs_03.py`` runs it with the notebook's seed.
 Results go to ``build/benchmarks/good_bad_seeds.json`` (rewritten after every run, so an
-interrupted benchmark keeps what it measured) and a table is printed at the end.
+interrupted benchmark keeps what it measured) and a table is printed at the end.  Each run
+keeps the CPU seconds of its training alone (``train_cpu_s``, scoring at ``--eval-at`` steps
+left out) and of its scoring (``eval_cpu_s``).  Other knobs (``lora_r``, ``batch_size``,
+``max_length``) come from ``COURSE_SETTINGS_OVERRIDES``, as in the tests.
+
+    .venv/bin/python benchmarks/good_bad_seeds.py --table build/sweep/*.json
+
+prints one row per configuration and scored step from earlier result files: its training CPU
+seconds per run and the gap good − bad of each seed, to choose a configuration from.
 """
 
 from __future__ import annotations
@@ -43,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-at", type=int, nargs="*", default=[], help="also score at these steps")
     parser.add_argument("--profile", default="mini", choices=["mini", "full"])
     parser.add_argument(
+        "--data",
+        nargs="+",
+        default=["good", "bad"],
+        choices=["good", "bad"],
+        help="train only these (one per process)",
+    )
+    parser.add_argument(
         "--real",
         type=Path,
         default=ROOT.parent / "shared" / "real-data" / "en_es_real.jsonl",
@@ -50,7 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--real-limit", type=int, default=0, help="score on the first N real pairs (0 = all)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--table", type=Path, nargs="+", default=[], help="summarise these result files and stop")
     args = parser.parse_args(argv)
+    if args.table:
+        runs = [run for path in args.table for run in json.loads(path.read_text(encoding="utf-8"))]
+        # Files written before batch_size/lora_r/max_length were recorded ran with the profile's values.
+        from utils.core.settings import get_settings
+
+        cfg = get_settings(args.profile).good_bad
+        defaults = {"batch_size": cfg.batch_size, "lora_r": cfg.lora_r, "max_length": cfg.max_length}
+        runs = [{**defaults, **run} for run in runs]
+        print(format_table(summarize(runs)))
+        return 0
 
     os.environ.setdefault("COURSE_PROFILE", args.profile)
     from transformers import TrainerCallback
@@ -127,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     class ScoreAt(TrainerCallback):
         def __init__(self) -> None:
             self.scores: dict[int, dict[str, float]] = {}
+            self.cpu_s = 0.0  # scoring inside the training loop: not training CPU
 
         def on_step_end(self, _args, state, control, model=None, **kwargs):
             if state.global_step in args.eval_at and state.global_step != sft_config.max_steps:
+                start = time.process_time()
                 self.scores[state.global_step] = score(model)
+                self.cpu_s += time.process_time() - start
 
     out = args.out or build_dir() / "benchmarks" / "good_bad_seeds.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,15 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scoring on {scored_on}; steps={sft_config.max_steps}, lr={sft_config.learning_rate}, seeds={args.seeds}")
     for seed in args.seeds:
         sft_config.seed = sft_config.data_seed = seed
-        for name in ("good", "bad"):
+        for name in args.data:
             trainer = crear_trainer(sets[name])
             callback = ScoreAt()
             trainer.add_callback(callback)
             load_before = os.getloadavg()[0]
             cpu, wall = time.process_time(), time.perf_counter()
             trainer.train()
-            train_s, train_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+            train_s, train_cpu_s = time.perf_counter() - wall, time.process_time() - cpu - callback.cpu_s
+            cpu = time.process_time()
             callback.scores[sft_config.max_steps] = score(trainer.model)
+            eval_cpu_s = time.process_time() - cpu
             real_scores = score_on(real_pairs, trainer.model) if real_pairs else None
             runs.append(
                 {
@@ -154,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                     "data": name,
                     "steps": sft_config.max_steps,
                     "lr": sft_config.learning_rate,
+                    "batch_size": sft_config.per_device_train_batch_size,
+                    "lora_r": ns["lora_config"].r,
+                    "max_length": sft_config.max_length,
                     "scored_on": scored_on,
                     "scores": callback.scores,
                     "real_pairs": len(real_pairs),
@@ -161,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     "final_loss": loss_curve(trainer.state.log_history).last,
                     "train_s": round(train_s, 1),
                     "train_cpu_s": round(train_cpu_s, 1),
+                    "eval_cpu_s": round(eval_cpu_s, 1),
                     "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     "threads": __import__("torch").get_num_threads(),
                 }
@@ -168,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(runs[-1]), flush=True)
             out.write_text(json.dumps(runs, indent=2), encoding="utf-8")
 
+    if set(args.data) != {"good", "bad"}:
+        print(f"results: {out} (one arm only: --table puts the arms of several files together)")
+        return 0
     print(f"\nchrF gap good − bad on {scored_on}")
     print(f"{'seed':>5} {'step':>5} {'chrF good':>10} {'chrF bad':>9} {'gap':>6} {'BLEU good':>10} {'BLEU bad':>9}")
     by_key = {(r["seed"], r["data"]): r for r in runs}
@@ -194,6 +232,60 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"results: {out}")
     return 0
+
+
+CONFIG_KEYS = ("lr", "batch_size", "lora_r", "max_length")
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """One row per configuration and scored step: training CPU seconds and each seed's gaps.
+
+    A run scored at step k of a constant-rate schedule stands for a k-step run, so its CPU
+    seconds are scaled to k (``train_cpu_s`` already leaves the intermediate scoring out).
+    Only seeds with both a good and a bad run at that step count; rows are sorted by
+    configuration, then step.
+    """
+    rows: dict[tuple, dict] = {}
+    for run in runs:
+        config = tuple(run.get(key) for key in CONFIG_KEYS)
+        for step, scores in run["scores"].items():
+            step = int(step)
+            row = rows.setdefault(
+                (config, step),
+                {**dict(zip(CONFIG_KEYS, config)), "step": step, "scored_on": run["scored_on"], "by_seed": {}},
+            )
+            cpu = run["train_cpu_s"] * step / run["steps"]
+            row["by_seed"].setdefault(run["seed"], {})[run["data"]] = {**scores, "cpu_s": cpu}
+    table = []
+    for (config, step), row in sorted(rows.items(), key=lambda item: (str(item[0][0]), item[0][1])):
+        seeds = {seed: arms for seed, arms in row.pop("by_seed").items() if {"good", "bad"} <= set(arms)}
+        if not seeds:
+            continue
+        cpu = [arm["cpu_s"] for arms in seeds.values() for arm in arms.values()]
+        row["cpu_s_per_run"] = round(sum(cpu) / len(cpu), 1)
+        row["chrf_gap"] = {s: round(a["good"]["chrf"] - a["bad"]["chrf"], 2) for s, a in sorted(seeds.items())}
+        row["bleu_gap"] = {s: round(a["good"]["bleu"] - a["bad"]["bleu"], 2) for s, a in sorted(seeds.items())}
+        row["mean_chrf_gap"] = round(sum(row["chrf_gap"].values()) / len(seeds), 2)
+        row["min_chrf_gap"] = min(row["chrf_gap"].values())
+        table.append(row)
+    return table
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows of :func:`summarize` as a Markdown table."""
+    lines = [
+        "| lr | batch | r | max_length | step | CPU s/run | chrF gap per seed | mean | min | BLEU gap per seed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        chrf = ", ".join(f"{s}: {g:+.2f}" for s, g in r["chrf_gap"].items())
+        bleu = ", ".join(f"{s}: {g:+.2f}" for s, g in r["bleu_gap"].items())
+        lines.append(
+            f"| {r['lr']:g} | {r['batch_size']} | {r['lora_r']} | {r['max_length']} | {r['step']} | "
+            f"{r['cpu_s_per_run']:.0f} | {chrf} | {r['mean_chrf_gap']:+.2f} | {r['min_chrf_gap']:+.2f} | {bleu} |"
+        )
+    scored_on = sorted({r["scored_on"] for r in rows})
+    return "\n".join(lines + [f"scored on: {'; '.join(scored_on)}"])
 
 
 if __name__ == "__main__":
