@@ -50,6 +50,7 @@ from typing import Any
 
 from utils.core.errors import CourseError
 from utils.services.ray_cluster import RayClusterError, connect
+from utils.services.supervisor import kill_group
 
 #: Why Ray ends an actor without it being a failure: its handles went out of scope or its
 #: references were deleted (how a finished distilabel step ends; both seen with Ray 2.60), or
@@ -178,13 +179,7 @@ class _Child:
 
     def end(self, grace_s: float = 5.0) -> None:
         """SIGTERM the child's process group, then SIGKILL what is left after ``grace_s``."""
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(wait)
+        kill_group(self.proc.pid, lambda _pid: self.proc.poll() is None, timeout=grace_s)
         with contextlib.suppress(ProcessLookupError, PermissionError):  # anything it started
             os.killpg(self.proc.pid, signal.SIGKILL)
 
