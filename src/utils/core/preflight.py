@@ -129,10 +129,28 @@ def check_gpu(min_vram_gb: float) -> Check:
     return Check("GPU", True, f"{props.name}, {vram:.1f} GiB")
 
 
+#: Free GiB the full-profile rehearsal needs: its stand-ins are a few MiB each, so the full
+#: profile's Colab-sized need (weights of real models) is only a warning there (measured: a
+#: rehearsal of all five notebooks writes under 1 GiB).
+REHEARSAL_DISK_GB = 2.0
+
+
 def check_disk(min_free_gb: float, path: Path | None = None) -> Check:
-    """Is there at least ``min_free_gb`` GiB free where outputs are written?"""
+    """Is there at least ``min_free_gb`` GiB free where outputs are written?
+
+    In the full-profile rehearsal (:func:`in_rehearsal`) a shortfall passes with a note as long
+    as :data:`REHEARSAL_DISK_GB` is free: the stand-ins take megabytes, not the real weights.
+    """
     target = path or build_dir()
     free = shutil.disk_usage(target).free / 2**30
+    if free < min_free_gb and in_rehearsal() and free >= REHEARSAL_DISK_GB:
+        return Check(
+            "disco",
+            True,
+            f"{free:.1f} GiB libres; en Colab el perfil full necesita {min_free_gb:.0f} GiB, "
+            f"el ensayo con sustitutos ({REHEARSAL_ENV}=1) solo {REHEARSAL_DISK_GB:.0f} GiB",
+            warning=True,
+        )
     if free < min_free_gb:
         return Check(
             "disco",
