@@ -239,7 +239,8 @@ def run_with_watchdog(pipeline, *, timeout_s: float, poll_s: float = 1.0, **run_
             raise PipelineStalledError(
                 f"El proceso que ejecutaba el pipeline «{pipeline.name}» en Ray terminó sin resultado (código "
                 f"{child.proc.returncode}); arriba está su registro. Corrige lo que indica y relanza "
-                "`pipeline.ray().run(use_cache=True)`."
+                "`pipeline.ray().run(use_cache=False)`, que empieza de cero (con `use_cache=True` distilabel "
+                "puede quedarse esperando un lote que tenía el proceso muerto)."
             )
         return child.result()
     finally:
