@@ -30,12 +30,14 @@ course: setup
 # The Colab check (COLAB_CHECK) mostly waits on PyPI (pip resolves each install cell: minutes of
 # wall time for seconds of CPU), so it runs beside the main suite instead of before it; its
 # output is shown at the end and its failure fails `make test`.
+# The notebooks run before the tests: tests/good_bad/test_real_pairs_03.py then scores the adapters
+# notebook 03 saved in build/ when their fingerprint says they are the run it would train (issue 13).
 COLAB_CHECK := tests/course_tools/test_colab_env.py
 test: setup lint
 	@mkdir -p build
 	@COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times-colab.tsv $(PY) -m pytest $(COLAB_CHECK) \
 		-p no:cacheprovider --durations=5 > build/test-colab-check.log 2>&1 & colab=$$!; \
-	COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times.tsv scripts/with_services $(PY) -m pytest tests notebooks \
+	COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times.tsv scripts/with_services $(PY) -m pytest notebooks tests \
 		--ignore=$(COLAB_CHECK) --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --durations=40 $(PYTEST_ARGS); \
 	status=$$?; wait $$colab; colab_status=$$?; \
 	echo "=== $(COLAB_CHECK) (run beside the suite; log: build/test-colab-check.log)"; \

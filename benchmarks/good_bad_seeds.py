@@ -17,6 +17,10 @@ nobody in the course wrote: ``../shared/real-data/en_es_real.jsonl`` next to the
 (Tatoeba, FLORES-200 and WMT test sentences), an outside check of the notebook's claim;
 ``--real-limit N`` keeps the first N of them; rows with a ``note`` (pairs misaligned in the
 source) are left out.  ``tests/good_bad/test_real_pairs_03.py`` runs it with the notebook's seed.
+``--reuse DIR`` scores the adapters the notebook saved in ``DIR/buenos`` and ``DIR/malos`` instead of
+training an arm again, but only when the adapter's ``training.json`` has the fingerprint of the
+trainer this run would train (:func:`utils.core.finetune.training_fingerprint`: same settings,
+data, code and library versions); otherwise that arm is trained as usual.  Each run says which.
 Results go to ``build/benchmarks/good_bad_seeds.json`` (rewritten after every run, so an
 interrupted benchmark keeps what it measured) and a table is printed at the end.  Each run
 keeps the CPU seconds of its training alone (``train_cpu_s``, scoring at ``--eval-at`` steps
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--real-limit", type=int, default=0, help="score on the first N real pairs (0 = all)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse", type=Path, default=None, help="notebook 03's adapters folder, used when identical")
     parser.add_argument("--table", type=Path, nargs="+", default=[], help="summarise these result files and stop")
     args = parser.parse_args(argv)
     if args.table:
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import TrainerCallback
 
     from course_tools.notebook_cells import run_tagged_cells
-    from utils.core.finetune import generate_greedy, loss_curve
+    from utils.core.finetune import generate_greedy, loss_curve, training_fingerprint
     from utils.core.notebook import go_offline
     from utils.core.paths import build_dir, notebooks_dir
     from utils.core.settings import get_settings
@@ -173,7 +178,19 @@ def main(argv: list[str] | None = None) -> int:
             trainer.add_callback(callback)
             load_before = os.getloadavg()[0]
             cpu, wall = time.process_time(), time.perf_counter()
-            trainer.train()
+            folder = args.reuse / NOTEBOOK_ADAPTERS[name] if args.reuse else None
+            if folder is None:
+                why_not = "no --reuse"
+            elif args.eval_at:
+                why_not = "--eval-at scores steps the saved adapter does not have"
+            else:
+                why_not = reuse_adapter(trainer, folder, training_fingerprint)
+            if why_not:
+                if folder:
+                    print(f"{name}: training (adapter in {folder} not reused: {why_not})", flush=True)
+                trainer.train()
+            else:
+                print(f"{name}: reusing the adapter in {folder} (same fingerprint: settings, data, code)", flush=True)
             train_s, train_cpu_s = time.perf_counter() - wall, time.process_time() - cpu - callback.cpu_s
             cpu = time.process_time()
             callback.scores[sft_config.max_steps] = score(trainer.model)
@@ -183,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "seed": seed,
                     "data": name,
+                    "reused_adapter": None if why_not else str(folder),
                     "steps": sft_config.max_steps,
                     "lr": sft_config.learning_rate,
                     "batch_size": sft_config.per_device_train_batch_size,
@@ -232,6 +250,38 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"results: {out}")
     return 0
+
+
+#: Where notebook 03 saves each arm's adapter, under build/03_buenos_vs_malos/adaptadores/.
+NOTEBOOK_ADAPTERS = {"good": "buenos", "bad": "malos"}
+
+
+def reuse_adapter(trainer, folder: Path, fingerprint) -> str:
+    """Load the adapter saved in ``folder`` into ``trainer.model`` if it is what ``trainer.train()``
+    would produce; returns why not ('' when loaded).
+
+    The adapter must come from a finished run (``global_step == max_steps``) with this trainer's
+    ``fingerprint(trainer)``, recorded in ``training.json`` by ``save_adapter``.  Every LoRA
+    weight of the model must be in the file; the loss history comes along for ``final_loss``.
+    """
+    info_path = folder / "training.json"
+    if not info_path.is_file():
+        return f"no {info_path.name}"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info.get("global_step") != trainer.args.max_steps:
+        return f"{info.get('global_step')} steps, not {trainer.args.max_steps}"
+    if info.get("fingerprint") != fingerprint(trainer):
+        return "another fingerprint (settings, data, code or library versions changed)"
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(trainer.model, load_file(folder / "adapter_model.safetensors"))
+    missing = [key for key in result.missing_keys if "lora_" in key]
+    if result.unexpected_keys or missing:
+        raise RuntimeError(f"{folder}: adapter does not fit the model ({result.unexpected_keys or missing})")
+    trainer.state.log_history = info["log_history"]
+    trainer.state.global_step = info["global_step"]
+    return ""
 
 
 CONFIG_KEYS = ("lr", "batch_size", "lora_r", "max_length")

@@ -172,6 +172,71 @@ def test_one_step_adapter_saves_and_reloads_to_non_base_outputs(tmp_path):
     assert generate_greedy(base, tokenizer, conversations, max_new_tokens=8) != adapter_out  # the adapter matters
 
 
+def test_a_saved_adapter_is_reused_only_by_a_trainer_with_its_fingerprint(tmp_path):
+    """Issue 13: test_real_pairs_03 scores notebook 03's saved adapters instead of training them again,
+    but only when ``training.json`` carries the fingerprint of the trainer it would train.  The
+    fingerprint is the same before and after training and changes with a setting or the data; a
+    reused adapter loads the trained weights, a refused one leaves the new trainer as it was."""
+    import importlib.util
+
+    import torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from utils.core.finetune import training_fingerprint
+    from utils.good_bad.translation_pairs import load_pairs, to_chat_dataset
+
+    spec = importlib.util.spec_from_file_location("good_bad_seeds", repo_root() / "benchmarks" / "good_bad_seeds.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = str(tmp_path / "base")
+    tokenizer = _tiny_qwen2(path)
+    pairs = load_pairs(MINI.good_dataset)[:4]
+
+    def trainer(rows=pairs, **changes):
+        settings = {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-3, "seed": 3}
+        args = SFTConfig(
+            output_dir=str(tmp_path / "ckpt"),
+            **{**settings, **changes},
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            bf16=False,
+            activation_checkpointing=False,
+            disable_tqdm=True,
+        )
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+        return SFTTrainer(
+            model=path,
+            args=args,
+            train_dataset=to_chat_dataset(rows, MINI.system_prompt),
+            processing_class=tokenizer,
+            peft_config=lora,
+        )
+
+    def lora_weights(t):
+        return {n: p.detach().clone() for n, p in t.model.named_parameters() if "lora_" in n}
+
+    trained = trainer()
+    before = training_fingerprint(trained)
+    trained.train()
+    assert training_fingerprint(trained) == before
+    folder = save_adapter(trained, tmp_path / "adapter")
+    assert json.loads((folder / "training.json").read_text(encoding="utf-8"))["fingerprint"] == before
+
+    for other in (trainer(learning_rate=2e-3), trainer(seed=4), trainer(rows=pairs[:3]), trainer(max_steps=3)):
+        untouched = lora_weights(other)
+        assert bench.reuse_adapter(other, folder, training_fingerprint) != ""
+        assert all(torch.equal(untouched[n], p) for n, p in lora_weights(other).items())
+
+    same = trainer()
+    assert bench.reuse_adapter(same, folder, training_fingerprint) == ""
+    loaded, wanted = lora_weights(same), lora_weights(trained)
+    assert loaded.keys() == wanted.keys() and all(torch.equal(loaded[n], wanted[n]) for n in wanted)
+    assert same.state.global_step == 2 and loss_curve(same.state.log_history).steps == [1, 2]
+    assert bench.reuse_adapter(trainer(), tmp_path / "nothing-here", training_fingerprint) != ""
+
+
 # --------------------------------------------------------------------------- static checks
 
 

@@ -4,10 +4,11 @@ must start over, not continue from what the first run left behind.
 The trap is state that outlives a cell: if the chat loop's ``messages`` were created in an
 earlier cell, running the loop again would continue the old conversation (twice the turns,
 longer prompts); if the JSON tallies were, a second run would count every review twice.  The
-test runs the notebook once, then again in a new kernel with those cells executed twice in a
-row, and checks (1) in the kernel, right before each section's results cell, that the
+test runs the notebook once, then goes back up and runs it again with those cells executed
+twice in a row, and checks (1) in the kernel, right before each section's results cell, that the
 history and the tallies hold exactly one run, and (2) that the recorded counts that do not
-depend on the model's wording are the same.
+depend on the model's wording are the same.  Both runs share one kernel (``rerun_from``): the
+notebook once, then again from the memory demo with the repeats.
 
 What is NOT compared, and why: the model's answers themselves.  The llama-cpp-python server
 reuses the cached prompt prefix of the previous request, so an identical request evaluates its
@@ -28,7 +29,8 @@ from utils.core.paths import notebooks_dir
 from utils.services.llm_server import stop
 
 NOTEBOOK = notebooks_dir() / "05_prompting_llm_local.ipynb"
-SHORT = {"prompting.json_reviews": 1, "prompting.max_tokens": 30}  # fewer and shorter answers, same cells
+# Fewer and shorter answers, same cells (the chat replies' length does not change the turns or the history).
+SHORT = {"prompting.json_reviews": 1, "prompting.max_tokens": 30, "prompting.chat_max_tokens": 24}
 #: Recorded counts fixed by the notebook's inputs, not by what the model says.
 STRUCTURE = (
     "settings_overrides",
@@ -68,12 +70,21 @@ def test_rerunning_generation_and_chat_cells_starts_over(tmp_path, monkeypatch):
     env = kernel_env(build, SHORT, COURSE_ROOT=str(ROOT), COURSE_LLM_PORT=str(port))
     results = build / "results" / f"{NOTEBOOK.stem}.json"
     try:
-        once = run_notebook(NOTEBOOK, results, env=env, extra_cells=PROBES, timeout=900).results
-        results.unlink()
-        careless = run_notebook(NOTEBOOK, results, env=env, repeat=generation_or_chat, extra_cells=PROBES, timeout=900)
+        # One kernel (issue 14: test time): the whole notebook once (``single``), then, as a learner going
+        # back up, from the memory demo to the end again with those cells run twice in a row.  The probes
+        # run in both passes: the second pass also starts with everything the first one left behind.
+        careless = run_notebook(
+            NOTEBOOK,
+            results,
+            env=env,
+            repeat=generation_or_chat,
+            rerun_from="introduction = {",
+            extra_cells=PROBES,
+            timeout=900,
+        )
     finally:
         stop(port)
-    twice = careless.results
+    once, twice = careless.single, careless.results
     assert len(careless.repeats) == 4, [i for i, *_ in careless.repeats]
     assert once["chat_turns"] == 5 and once["json_prompt_total"] == 1
     assert twice["llm_calls"] > once["llm_calls"]  # the cells did run again

