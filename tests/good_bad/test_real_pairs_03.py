@@ -32,7 +32,7 @@ REAL = Path(os.environ.get("COURSE_REAL_DATA") or ROOT.parent / "shared" / "real
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL.is_file(), reason=f"sin datos reales en {REAL.parent} (../shared junto al clon)")
-def test_good_data_beat_bad_data_on_real_pairs_nobody_here_wrote(monkeypatch, capsys):
+def test_good_and_bad_models_scored_on_real_pairs_nobody_here_wrote(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_PROFILE", "mini")
     spec = importlib.util.spec_from_file_location("good_bad_seeds", ROOT / "benchmarks" / "good_bad_seeds.py")
     bench = importlib.util.module_from_spec(spec)
