@@ -23,10 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "04_llava_vqa_lora.ipynb"
 
 
-def notebook_call_source(name: str) -> str:
-    """Source of the one call ``name(...)`` in the notebook's code cells."""
+def notebook_call_source(name: str, assigned_to: str | None = None) -> str:
+    """Source of the one call ``name(...)`` in the notebook's code cells (the one assigned to
+    ``assigned_to`` when the notebook has several, as the two stages' ``TrainingArguments``)."""
     tree = parse_code("\n".join(source for _, source in code_cells(NOTEBOOK)))
-    (call,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+    if assigned_to is not None:
+        targets = {
+            id(n.value)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == assigned_to for t in n.targets)
+        }
+        calls = [c for c in calls if id(c) in targets]
+    (call,) = calls
     return ast.unparse(call)
 
 
@@ -106,9 +115,23 @@ def test_notebook_lora_and_training_arguments_build_with_full_settings(tmp_path)
     }
     lora = eval(notebook_call_source("LoraConfig"), namespace)
     assert (lora.r, lora.lora_alpha) == (full.lora_r, full.lora_alpha)
-    args = eval(notebook_call_source("TrainingArguments"), namespace)
+    args = eval(notebook_call_source("TrainingArguments", "args"), namespace)
     assert args.fp16 and args.activation_checkpointing and args.max_steps == full.max_steps
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == full.batch_size * full.grad_accum
+
+
+def test_stage_one_is_mini_only_and_its_arguments_build(tmp_path):
+    """Full skips LLaVA-1.5's stage 1 (its projector is aligned); mini's stage-1 arguments build."""
+    from transformers import TrainingArguments
+
+    assert get_settings("full").llava.align_steps == 0
+    mini = get_settings("mini").llava
+    assert mini.align_steps > 0
+    namespace = {"cfg": mini, "projector_file": tmp_path / "mm_projector.pt", "str": str, "min": min}
+    namespace["TrainingArguments"] = TrainingArguments
+    args = eval(notebook_call_source("TrainingArguments", "align_args"), namespace)
+    assert (args.max_steps, args.learning_rate) == (mini.align_steps, mini.align_lr)
+    assert 0 < args.logging_steps <= mini.align_steps
 
 
 def test_lora_targets_only_the_language_model_of_a_llava_15_shaped_model():

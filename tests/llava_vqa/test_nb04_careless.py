@@ -25,6 +25,7 @@ NOTEBOOK = ROOT / "notebooks" / "04_llava_vqa_lora.ipynb"
 SHORT = {
     "llava.train_size": 8,
     "llava.test_size": 4,
+    "llava.align_steps": 2,
     "llava.max_steps": 6,
     "llava.save_steps": 3,
     "llava.warmup_steps": 1,

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from utils.llava_vqa.vqa_data import (
+    CAPTION_QTYPE,
+    CELLS,
     COLOURS,
     CSV_COLUMNS,
     QUESTION_TYPES,
@@ -60,6 +62,27 @@ def test_generated_rows_are_balanced_spanish_and_consistent_with_the_image(tmp_p
             pixel = colours.most_common(1)[0][0]
             nearest = min(COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(COLOURS[name], pixel)))
             assert nearest == row.answer, row
+
+
+def test_captions_describe_every_training_image_with_the_answers_of_its_questions(tmp_path):
+    """Stage 1 (alignment) rows: one description per training image, none for test images,
+    holding the answer its VQA question gives (colour, shape, count word, and a cell named
+    when the position answer is «sí», absent when it is «no»)."""
+    folder = generate_synthetic_vqa(tmp_path, train_size=40, test_size=8, seed=3)
+    rows, captions = read_csv(folder / "train.csv"), read_csv(folder / "captions.csv")
+    assert [c.image for c in captions] == [r.image for r in rows]
+    assert {c.qtype for c in captions} == {CAPTION_QTYPE}
+    for row, caption in zip(rows, captions):
+        text = caption.answer
+        if row.qtype == "posicion":
+            cell = next(name for name in CELLS.values() if name in row.question)
+            assert (cell in text) == (row.answer == "sí"), (row, text)
+        elif row.qtype == "conteo":
+            assert text.startswith(row.answer + " figura"), (row, text)
+        else:
+            assert f" {row.answer}" in text, (row, text)
+    test_images = {r.image for r in read_csv(folder / "test.csv")}
+    assert not test_images & {c.image for c in captions}
 
 
 def test_shapes_are_large_relative_to_the_patch_grid(tmp_path):

@@ -145,15 +145,37 @@ def random_scene(rng: random.Random) -> Scene:
     return Scene(shape=rng.choice(SHAPES), colour=rng.choice(sorted(COLOURS)), cells=cells)
 
 
-def synthetic_rows(n: int, *, seed: int, image_size: int, prefix: str) -> Iterator[tuple[VqaRow, Any]]:
-    """Yield ``n`` (row, PIL image) pairs; question types take turns, so they are balanced."""
+#: The question of the caption rows (LLaVA-1.5's first stage: image → description).
+CAPTION_QUESTION = "Describe la imagen."
+CAPTION_QTYPE = "descripcion"
+
+
+def describe_scene(scene: Scene) -> str:
+    """A Spanish caption holding every answer the four question types ask about.
+
+    >>> describe_scene(Scene("círculo", "rojo", ((0, 0), (1, 1))))
+    'dos figuras de color rojo con forma de círculo: arriba a la izquierda y abajo a la derecha'
+    """
+    cells = [CELLS[c] for c in scene.cells]
+    where = cells[0] if len(cells) == 1 else ", ".join(cells[:-1]) + " y " + cells[-1]
+    noun = "figuras" if scene.count > 1 else "figura"
+    return f"{COUNT_WORDS[scene.count - 1]} {noun} de color {scene.colour} con forma de {scene.shape}: {where}"
+
+
+def _synthetic(n: int, seed: int, image_size: int, prefix: str) -> Iterator[tuple[VqaRow, Any, Scene]]:
     rng = random.Random(seed)
     for i in range(n):
         scene = random_scene(rng)
         qtype = QUESTION_TYPES[i % len(QUESTION_TYPES)]
         question, answer = _question_for(scene, qtype, rng)
         image = draw_scene(scene, image_size, rng)
-        yield VqaRow(f"images/{prefix}_{i:04d}.png", question, answer, qtype), image
+        yield VqaRow(f"images/{prefix}_{i:04d}.png", question, answer, qtype), image, scene
+
+
+def synthetic_rows(n: int, *, seed: int, image_size: int, prefix: str) -> Iterator[tuple[VqaRow, Any]]:
+    """Yield ``n`` (row, PIL image) pairs; question types take turns, so they are balanced."""
+    for row, image, _ in _synthetic(n, seed, image_size, prefix):
+        yield row, image
 
 
 def generate_synthetic_vqa(
@@ -169,11 +191,14 @@ def generate_synthetic_vqa(
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for split, n, split_seed in (("train", train_size, seed), ("test", test_size, seed + 1_000_003)):
-        rows = []
-        for row, image in synthetic_rows(n, seed=split_seed, image_size=image_size, prefix=split):
+        rows, captions = [], []
+        for row, image, scene in _synthetic(n, split_seed, image_size, split):
             image.save(folder / row.image, format="PNG", optimize=False)
             rows.append(row)
+            captions.append(VqaRow(row.image, CAPTION_QUESTION, describe_scene(scene), CAPTION_QTYPE))
         write_csv(folder / f"{split}.csv", rows)
+        if split == "train":  # the alignment stage's image → description rows (same images)
+            write_csv(folder / "captions.csv", captions)
     return folder
 
 

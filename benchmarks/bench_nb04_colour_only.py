@@ -5,7 +5,7 @@ two-rate optimizer, a plain loop (batches of 8 drawn with replacement, no clippi
 Prints the training loss every 10 steps, then the validation loss (validation = the train
 generator with seed 7777) with each row's own image and with the images shuffled::
 
-    PYTHONPATH=$PWD/src:$PWD/tests python tests/llava_vqa/bench_nb04_colour_only.py '[{"lr":3e-4,"plr":3e-3,"steps":40}]'
+    PYTHONPATH=$PWD/src python benchmarks/bench_nb04_colour_only.py '[{"lr":3e-4,"plr":3e-3,"steps":40}]'
 
 Measured 29-11-2026 (1 thread): own images 0.156, shuffled 0.767 after 40 steps, 91 CPU s.
 """
