@@ -174,6 +174,15 @@ def train(overrides: dict) -> dict:
         train_llava = csv_to_llava_rows(train_rows, cfg.answer_instruction)
         val_llava = csv_to_llava_rows(val_rows, cfg.answer_instruction)
         encoded = [ns["encode"](row) for row in train_llava]
+        # what both stages' TrainingArguments share: nothing saved or reported, no data workers, one seed
+        quiet = {
+            "save_strategy": "no",
+            "remove_unused_columns": False,
+            "dataloader_num_workers": 0,
+            "report_to": "none",
+            "seed": cfg.seed,
+            "disable_tqdm": True,
+        }
         cpu_stage1 = 0.0
         captions = read_csv(data / "captions.csv")
         if extra.get("mix_captions"):  # caption rows mixed into the VQA rows (one stage)
@@ -198,12 +207,7 @@ def train(overrides: dict) -> dict:
                         "stage1_warmup", cfg.warmup_steps
                     ),  # as the notebook (README: the table used 3)
                     logging_steps=5,
-                    save_strategy="no",
-                    remove_unused_columns=False,
-                    dataloader_num_workers=0,
-                    report_to="none",
-                    seed=cfg.seed,
-                    disable_tqdm=True,
+                    **quiet,
                 ),
                 train_dataset=cap_encoded,
                 data_collator=ns["collate"],
@@ -237,12 +241,7 @@ def train(overrides: dict) -> dict:
             lr_scheduler_type=cfg.lr_scheduler,
             warmup_steps=cfg.warmup_steps,
             logging_steps=10,
-            save_strategy="no",
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            report_to="none",
-            seed=cfg.seed,
-            disable_tqdm=True,
+            **quiet,
         )
         optimizer = two_rate_optimizer(peft_model, lr=cfg.learning_rate, projector_lr=cfg.projector_lr)
         if extra.get("train_vision"):

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import TrainerCallback
 
     from course_tools.notebook_cells import run_tagged_cells
-    from utils.core.finetune import generate_greedy, loss_curve, training_fingerprint
+    from utils.core.finetune import generate_greedy, loss_curve
     from utils.core.notebook import go_offline
     from utils.core.paths import build_dir, notebooks_dir
     from utils.core.settings import get_settings
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             elif args.eval_at:
                 why_not = "--eval-at scores steps the saved adapter does not have"
             else:
-                why_not = reuse_adapter(trainer, folder, training_fingerprint)
+                why_not = reuse_adapter(trainer, folder)
             if why_not:
                 if folder:
                     print(f"{name}: training (adapter in {folder} not reused: {why_not})", flush=True)
@@ -256,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
 NOTEBOOK_ADAPTERS = {"good": "buenos", "bad": "malos"}
 
 
-def reuse_adapter(trainer, folder: Path, fingerprint) -> str:
+def reuse_adapter(trainer, folder: Path) -> str:
     """Load the adapter saved in ``folder`` into ``trainer.model`` if it is what ``trainer.train()``
     would produce; returns why not ('' when loaded).
 
     The adapter must come from a finished run (``global_step == max_steps``) with this trainer's
-    ``fingerprint(trainer)``, recorded in ``training.json`` by ``save_adapter``.  Every LoRA
+    ``training_fingerprint(trainer)``, recorded in ``training.json`` by ``save_adapter``.  Every LoRA
     weight of the model must be in the file; the loss history comes along for ``final_loss``.
     """
     info_path = folder / "training.json"
@@ -270,7 +270,9 @@ def reuse_adapter(trainer, folder: Path, fingerprint) -> str:
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if info.get("global_step") != trainer.args.max_steps:
         return f"{info.get('global_step')} steps, not {trainer.args.max_steps}"
-    if info.get("fingerprint") != fingerprint(trainer):
+    from utils.core.finetune import training_fingerprint
+
+    if info.get("fingerprint") != training_fingerprint(trainer):
         return "another fingerprint (settings, data, code or library versions changed)"
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file

@@ -132,25 +132,14 @@ def test_one_step_adapter_saves_and_reloads_to_non_base_outputs(tmp_path):
     and checked there."""
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from utils.good_bad.translation_pairs import load_pairs, prompt_messages, to_chat_dataset
 
     path = str(tmp_path / "base")
     tokenizer = _tiny_qwen2(path)
     pairs = load_pairs(MINI.good_dataset)[:4]
-    args = SFTConfig(
-        output_dir=str(tmp_path / "ckpt"),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        bf16=False,
-        activation_checkpointing=False,
-        disable_tqdm=True,
-    )
+    args = _tiny_sft_config(tmp_path)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False)
     trainer = SFTTrainer(
         model=path,
@@ -181,7 +170,7 @@ def test_a_saved_adapter_is_reused_only_by_a_trainer_with_its_fingerprint(tmp_pa
 
     import torch
     from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from utils.core.finetune import training_fingerprint
     from utils.good_bad.translation_pairs import load_pairs, to_chat_dataset
@@ -194,17 +183,7 @@ def test_a_saved_adapter_is_reused_only_by_a_trainer_with_its_fingerprint(tmp_pa
     pairs = load_pairs(MINI.good_dataset)[:4]
 
     def trainer(rows=pairs, **changes):
-        settings = {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-3, "seed": 3}
-        args = SFTConfig(
-            output_dir=str(tmp_path / "ckpt"),
-            **{**settings, **changes},
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            bf16=False,
-            activation_checkpointing=False,
-            disable_tqdm=True,
-        )
+        args = _tiny_sft_config(tmp_path, **{"seed": 3, **changes})
         lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
         return SFTTrainer(
             model=path,
@@ -226,15 +205,15 @@ def test_a_saved_adapter_is_reused_only_by_a_trainer_with_its_fingerprint(tmp_pa
 
     for other in (trainer(learning_rate=2e-3), trainer(seed=4), trainer(rows=pairs[:3]), trainer(max_steps=3)):
         untouched = lora_weights(other)
-        assert bench.reuse_adapter(other, folder, training_fingerprint) != ""
+        assert bench.reuse_adapter(other, folder) != ""
         assert all(torch.equal(untouched[n], p) for n, p in lora_weights(other).items())
 
     same = trainer()
-    assert bench.reuse_adapter(same, folder, training_fingerprint) == ""
+    assert bench.reuse_adapter(same, folder) == ""
     loaded, wanted = lora_weights(same), lora_weights(trained)
     assert loaded.keys() == wanted.keys() and all(torch.equal(loaded[n], wanted[n]) for n in wanted)
     assert same.state.global_step == 2 and loss_curve(same.state.log_history).steps == [1, 2]
-    assert bench.reuse_adapter(trainer(), tmp_path / "nothing-here", training_fingerprint) != ""
+    assert bench.reuse_adapter(trainer(), tmp_path / "nothing-here") != ""
 
 
 # --------------------------------------------------------------------------- static checks
@@ -325,6 +304,23 @@ def test_missing_tag_is_a_clear_error(tmp_path):
     assert run_tagged_cells(path, ["a"])["y"] == 2
     with pytest.raises(TaggedCellError, match="tagged 'b'"):
         run_tagged_cells(path, ["b"])
+
+
+def _tiny_sft_config(tmp_path, **changes):
+    """The SFTConfig of the tiny-model tests: 2 steps of 2 rows at lr 1e-3, fp32, nothing saved or reported."""
+    from trl import SFTConfig
+
+    settings = {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-3, **changes}
+    return SFTConfig(
+        output_dir=str(tmp_path / "ckpt"),
+        **settings,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=False,
+        activation_checkpointing=False,
+        disable_tqdm=True,
+    )
 
 
 def _tiny_qwen2(folder):
