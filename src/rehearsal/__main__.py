@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{number}: {tree.root}")
         return 0
 
-    log_file = rehearsal_dir() / "logs" / f"fakehub-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    # the pid too: `make test` runs two rehearsals side by side, which may start in the same second
+    log_file = rehearsal_dir() / "logs" / f"fakehub-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     with FakeHub(trees.values(), port=args.port, log_file=log_file) as hub:
         print(f"FakeHub at {hub.url} serving {len(hub.repo_ids)} repos (log: {log_file}):", flush=True)
         for repo_type, repo_id in hub.repo_ids:

@@ -56,6 +56,9 @@ def test_notebook_env(monkeypatch, tmp_path):
 def test_run_with_a_missing_builder_fails_clearly(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(standins.BUILDERS, "02", "rehearsal.standins.nb_not_written_yet")
     monkeypatch.setattr(runner, "rehearsal_dir", lambda: tmp_path)
+    # build under tmp_path: the clone's build/ may already hold notebook 02's real stand-ins (an
+    # earlier `make test`, or the rehearsal running beside this suite), and those would be reused
+    monkeypatch.setattr(runner, "build", lambda number, _root: standins.build(number, tmp_path))
     ran = []
     monkeypatch.setattr(runner, "run_notebook", lambda *a, **k: ran.append(a) or (0, 0.0))
     assert runner.main(["run", "02"]) == 1

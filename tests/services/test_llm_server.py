@@ -137,13 +137,20 @@ def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
     import time
 
     env = {**os.environ, "COURSE_LLM_PORT": str(config.port)}
-    proc = subprocess.Popen([sys.executable, "-m", "utils.services.llm_server", "start"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not llm_server.service(config.port).state_file.is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)  # the server was spawned: interrupt while it loads
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    for _attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "utils.services.llm_server", "start"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not llm_server.service(config.port).state_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server was spawned: interrupt while it loads
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0 and "en marcha" in out:
+            # On a busy machine this process woke up after the server had finished loading: the
+            # interrupt came after the start, which is not what is tested here. Stop it and try again.
+            assert stop(config.port)
+            continue
+        break
     assert proc.returncode == 130, (out, err)
     assert err.startswith("error: interrumpido (Ctrl-C)") and "Traceback" not in err
     assert not status(config).running and supervisor.port_owners(config.port) == []
