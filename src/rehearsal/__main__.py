@@ -11,9 +11,10 @@ The notebook kernel gets ``COURSE_PROFILE=full``, ``COURSE_REHEARSAL=1``,
 variables, its own fresh ``COURSE_BUILD_DIR`` per notebook (so the mini outputs in ``build/``
 are left alone, and no cache of an earlier rehearsal stands in for generating) and
 ``COURSE_SETTINGS_OVERRIDES`` = :data:`CPU_OVERRIDES` + :data:`VOLUME_OVERRIDES` — nothing else
-changes: same Hub ids, steps, lengths, beams, LoRA targets and 4-bit quantization as on Colab.
+changes: same Hub ids, lengths, beams, LoRA targets and 4-bit quantization as on Colab.
 The volume overrides only shrink HOW MUCH data goes through the full code path (rows, reviews,
-token budgets of free-text answers), never which branch runs; the runner prints them.
+token budgets of free-text answers, notebook 04's optimizer steps past its first checkpoint),
+never which branch runs; the runner prints them.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ VOLUME_OVERRIDES: dict[str, tuple[object, str]] = {
     "translate.chunk_size": (
         24,
         "notebook 01: scaled with rows, so the chunk/shard/kill/resume structure is unchanged",
+    ),
+    "llava.max_steps": (
+        60,
+        (
+            "notebook 04: 60 of 120 optimizer steps (each 4 x 4 examples of 576 image tokens, on a CPU); "
+            "still past the checkpoint at save_steps=50, the 10 warmup steps and into the cosine decay"
+        ),
     ),
     "prompting.json_reviews": (
         4,

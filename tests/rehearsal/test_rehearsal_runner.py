@@ -21,6 +21,7 @@ VOLUME_KEYS = {
     "prompting.json_reviews",
     "prompting.max_tokens",
     "prompting.chat_max_tokens",
+    "llava.max_steps",
 }
 
 
@@ -82,6 +83,9 @@ def test_volume_overrides_only_shrink_documented_volumes(monkeypatch):
     changed = apply_overrides(full, _by_section(runner.rehearsal_overrides()))
     assert changed.translate.num_beams == full.translate.num_beams > 1  # beam search still runs
     assert changed.prompting.json_max_tokens == full.prompting.json_max_tokens
+    # notebook 04 still saves a checkpoint (the resume path), warms up and decays as in full
+    assert changed.llava.save_steps == full.llava.save_steps < changed.llava.max_steps
+    assert full.llava.warmup_steps < changed.llava.max_steps
     assert set(runner.rehearsal_overrides()) == set(runner.CPU_OVERRIDES) | set(runner.VOLUME_OVERRIDES)
 
 
