@@ -29,7 +29,7 @@ course: setup
 # notebook cell in build/test-times*.tsv (CPU does not follow the machine's load; tests/conftest.py).
 # Three streams run side by side (issue 13). One stream kept the machine busy only part of the time:
 # tests waited on servers, Ray and subprocesses while a core idled. Measured 30-11 with two streams:
-# both cores 92-100 % busy for the whole run, 36 -> 26 min.
+# both cores 92-100 % busy for most of the run; clean clone 36 min 9 s -> 25 min 15 s.
 #  1. on screen, on the usual service ports: the five mini notebooks under nbval, then
 #     tests/good_bad/test_real_pairs_03.py (it scores the adapters notebook 03 just saved when their
 #     fingerprint says they are the run it would train), then the rehearsal of the full profile of
