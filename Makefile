@@ -33,7 +33,7 @@ course: setup
 #  1. on screen, on the usual service ports: the five mini notebooks under nbval, then
 #     tests/good_bad/test_real_pairs_03.py (it scores the adapters notebook 03 just saved when their
 #     fingerprint says they are the run it would train), then the rehearsal of the full profile of
-#     notebooks 01, 02, 03 and 05;
+#     notebooks 01, 02 and 05;
 #  2. into build/test-suite.log, shown whole when it ends: the rest of the tests, on their own
 #     services (SUITE_PORTS: other ports and build/suite, so that nothing they start or stop meets
 #     stream 1's), then the rehearsal of notebooks 03 and 04 (on those ports; so that the two
