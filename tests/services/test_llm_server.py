@@ -132,25 +132,50 @@ def test_two_simultaneous_starts_share_one_server(config):
     assert supervisor.port_owners(config.port) == [] and not supervisor.port_busy("127.0.0.1", config.port)
 
 
+def _recorded_pid(server) -> int | None:
+    """The pid in the start's state file, read without side effects (None until it is written)."""
+    import json
+
+    try:
+        return int(json.loads(server.state_file.read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
+    """Ctrl-C while the server loads: exit 130, a Spanish message, no server left.
+
+    "While it loads" is made certain, not left to timing: as soon as the start has spawned the
+    server (its pid file appears), the test freezes the server (SIGSTOP), checks it is not
+    answering yet, interrupts the start, then lets the server go on (SIGCONT) so the start's
+    own cleanup can stop it.  (Polling alone lost the race three times in a row on a busy
+    machine: the server finished loading before the interrupt arrived.)
+    """
     import signal
     import time
 
     env = {**os.environ, "COURSE_LLM_PORT": str(config.port)}
+    server = llm_server.service(config.port)
     for _attempt in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "utils.services.llm_server", "start"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         deadline = time.monotonic() + 120
-        while not llm_server.service(config.port).state_file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.01)  # the server was spawned: interrupt while it loads
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-        if proc.returncode == 0 and "en marcha" in out:
-            # On a busy machine this process woke up after the server had finished loading: the
-            # interrupt came after the start, which is not what is tested here. Stop it and try again.
+        while (pid := _recorded_pid(server)) is None:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGSTOP)  # frozen mid-load: the start cannot see it healthy now
+        if status(config).healthy:  # it had already finished loading: not the case tested here
+            os.kill(pid, signal.SIGCONT)
+            proc.communicate(timeout=120)
             assert stop(config.port)
             continue
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGCONT)  # the start's cleanup stops it (SIGTERM waits for a stopped process)
+        out, err = proc.communicate(timeout=120)
         break
+    else:
+        pytest.fail("el servidor terminó de cargar antes de poder interrumpir el arranque, tres veces")
     assert proc.returncode == 130, (out, err)
     assert err.startswith("error: interrumpido (Ctrl-C)") and "Traceback" not in err
     assert not status(config).running and supervisor.port_owners(config.port) == []
