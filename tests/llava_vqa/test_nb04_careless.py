@@ -8,8 +8,14 @@
   Here one kernel builds the tiny LLaVA (cold cache) and another finds it cached, with
   different ``PYTHONHASHSEED``s: the trained weights must match bit for bit.
 
-Three short kernel runs (COURSE_SETTINGS_OVERRIDES, one CPU thread each so that the
-numbers do not depend on the machine's load).
+Two short kernel runs (COURSE_SETTINGS_OVERRIDES, one CPU thread each so that the
+numbers do not depend on the machine's load; issue 13: a third, plain cached run cost 28 s):
+the first on a cold cache, the careless one on the warm cache with the training section run
+twice.  A probe records the careless kernel's weights after its FIRST training too (right
+before the section starts again), so each claim is checked on its own:
+
+* first run vs the careless kernel's first training: cold vs warm cache, hash seed 1 vs 2;
+* the careless kernel's second training vs its first: re-running the section starts over.
 """
 
 from __future__ import annotations
@@ -58,6 +64,18 @@ class LlavaForConditionalGeneration(_Llava):
         nb.results.record(probe_alive_at_reload=sorted(_n for _n, _r in _held.items() if _r() is not None))
         return _Llava.from_pretrained(*args, **kwargs)
 """
+#: Before the LoRA section: in its second pass, the weights the first training left (nothing in the first pass).
+FIRST_TRAINING_PROBE = """
+if "peft_model" in globals():
+    import hashlib as _hashlib
+    _digest = _hashlib.sha256()
+    for _name, _param in sorted(peft_model.named_parameters()):
+        if _param.requires_grad:
+            _digest.update(_name.encode() + _param.detach().cpu().numpy().tobytes())
+    nb.results.record(probe_first_training_sha256=_digest.hexdigest(), probe_first_losses=[
+        e["loss"] for e in trainer.state.log_history if "loss" in e])
+"""
+LORA_SECTION = ("lora_config = LoraConfig(", "train_resumable(")
 MERGE_CELL = "merge_and_unload("
 AFTER_TRAINING = 'desc="afinado"'  # the cell right after training (evaluation of the tuned model)
 
@@ -75,8 +93,15 @@ def cold_cache(tmp: Path) -> Path:
 def run(tmp: Path, name: str, *, cache: Path, hash_seed: str, again: tuple[str, str] | None = None) -> dict:
     build = tmp / name
     env = kernel_env(build, SHORT, COURSE_CACHE_DIR=str(cache), PYTHONHASHSEED=hash_seed, OMP_NUM_THREADS="1")
-    run_notebook(NOTEBOOK, env=env, again=again, extra_cells={AFTER_TRAINING: WEIGHTS_PROBE, MERGE_CELL: MERGE_PROBE})
+    probes = {AFTER_TRAINING: WEIGHTS_PROBE, MERGE_CELL: MERGE_PROBE}
+    if again:
+        probes[again[0]] = FIRST_TRAINING_PROBE
+    run_notebook(NOTEBOOK, env=env, again=again, extra_cells=probes)
     return comparable(results_file(build, NOTEBOOK))
+
+
+def without_probes(results: dict) -> dict:
+    return {k: v for k, v in results.items() if not k.startswith("probe_first_")}
 
 
 @pytest.fixture(scope="module")
@@ -89,21 +114,23 @@ def runs(tmp_path_factory):
     first = run(tmp, "first-on-this-machine", cache=cold, hash_seed="1")
     assert (cold / TINY_LLAVA_TAG / ".complete").is_file(), "the first run must have built the tiny LLaVA"
     warm = cache_dir() if (cache_dir() / TINY_LLAVA_TAG / ".complete").is_file() else cold
-    again = run(tmp, "cached", cache=warm, hash_seed="2")
-    careless = run(tmp, "careless", cache=warm, hash_seed="3", again=("lora_config = LoraConfig(", "train_resumable("))
-    return first, again, careless
+    careless = run(tmp, "careless", cache=warm, hash_seed="2", again=LORA_SECTION)
+    return first, careless
 
 
 def test_same_seed_same_weights_on_the_first_and_later_runs(runs):
-    first, again, _ = runs
-    assert first["probe_trained_weights_sha256"] == again["probe_trained_weights_sha256"], (first, again)
-    assert first == again
+    first, later = runs  # the careless kernel's FIRST training: cached tiny LLaVA, another hash seed
+    assert later["probe_first_training_sha256"] == first["probe_trained_weights_sha256"], (first, later)
+    assert later["probe_first_losses"] == first["probe_losses"]
 
 
 def test_rerunning_the_training_section_gives_a_single_runs_results(runs):
-    _, single, careless = runs
-    assert careless["probe_trained_weights_sha256"] == single["probe_trained_weights_sha256"]
-    assert careless == single
+    single, careless = runs
+    # Its own first training (no cache or hash-seed difference): the second one started over.
+    assert careless["probe_trained_weights_sha256"] == careless["probe_first_training_sha256"]
+    assert careless["probe_losses"] == careless["probe_first_losses"]
+    # And everything recorded after it is what a single run records.
+    assert without_probes(careless) == single
     assert 0 < single["steps"] == SHORT["llava.max_steps"]
 
 

@@ -30,7 +30,7 @@ from utils.services.llm_server import stop
 
 NOTEBOOK = notebooks_dir() / "05_prompting_llm_local.ipynb"
 # Fewer and shorter answers, same cells (the chat replies' length does not change the turns or the history).
-SHORT = {"prompting.json_reviews": 1, "prompting.max_tokens": 30, "prompting.chat_max_tokens": 24}
+SHORT = {"prompting.json_reviews": 1, "prompting.max_tokens": 12, "prompting.chat_max_tokens": 12}
 #: Recorded counts fixed by the notebook's inputs, not by what the model says.
 STRUCTURE = (
     "settings_overrides",
