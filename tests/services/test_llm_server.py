@@ -148,8 +148,7 @@ def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
     "While it loads" is made certain, not left to timing: as soon as the start has spawned the
     server (its pid file appears), the test freezes the server (SIGSTOP), checks it is not
     answering yet, interrupts the start, then lets the server go on (SIGCONT) so the start's
-    own cleanup can stop it.  (Polling alone lost the race three times in a row on a busy
-    machine: the server finished loading before the interrupt arrived.)
+    own cleanup can stop it.
     """
     import signal
     import time
@@ -157,8 +156,16 @@ def test_ctrl_c_during_start_leaves_no_server_and_a_spanish_message(config):
     env = {**os.environ, "COURSE_LLM_PORT": str(config.port)}
     server = llm_server.service(config.port)
     for _attempt in range(3):
-        proc = subprocess.Popen([sys.executable, "-m", "utils.services.llm_server", "start"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        # Ctrl-C in a terminal reaches a process whose SIGINT has its default action.  Under `make test` the
+        # tests run as a background job, which the shell starts with SIGINT ignored (inherited across exec),
+        # and Python then never turns SIGINT into KeyboardInterrupt.  A handler is not inherited (exec resets
+        # it to the default): with one here while spawning, the command starts as it would in a terminal.
+        ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "utils.services.llm_server", "start"], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        finally:
+            signal.signal(signal.SIGINT, ignored)
         deadline = time.monotonic() + 120
         while (pid := _recorded_pid(server)) is None:
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
