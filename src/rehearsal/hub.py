@@ -227,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
         note: str = "",
     ) -> None:
+        # Recorded before the answer leaves: a client that has its answer also sees the request in
+        # ``FakeHub.requests`` (recording after it lost that race on a loaded machine).
+        self._record(status, note)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -235,7 +238,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
-        self._record(status, note)
 
     def _json(self, data: object, headers: dict[str, str] | None = None) -> None:
         self._send(200, json.dumps(data).encode(), headers)
