@@ -22,6 +22,7 @@ VOLUME_KEYS = {
     "prompting.max_tokens",
     "prompting.chat_max_tokens",
     "llava.max_steps",
+    "llava.train_size",
 }
 
 
@@ -86,6 +87,9 @@ def test_volume_overrides_only_shrink_documented_volumes(monkeypatch):
     # notebook 04 still saves a checkpoint (the resume path), warms up and decays as in full
     assert changed.llava.save_steps == full.llava.save_steps < changed.llava.max_steps
     assert full.llava.warmup_steps < changed.llava.max_steps
+    # and trains on as many questions as its steps see: no question is seen twice, none is left unused
+    llava = changed.llava
+    assert llava.train_size == llava.max_steps * llava.batch_size * llava.grad_accum
     assert set(runner.rehearsal_overrides()) == set(runner.CPU_OVERRIDES) | set(runner.VOLUME_OVERRIDES)
 
 
