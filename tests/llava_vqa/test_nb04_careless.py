@@ -20,6 +20,7 @@ before the section starts again), so each claim is checked on its own:
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -39,16 +40,23 @@ SHORT = {
     "llava.eval_batch_size": 4,
     "llava.merge_check_rows": 2,
 }
-#: Records a digest of the trained weights (LoRA + projector) right after training.
-WEIGHTS_PROBE = """
+
+
+def weights_probe(sha_key: str, losses_key: str) -> str:
+    """Code that records a digest of the trained weights (LoRA + projector) and the loss curve."""
+    return f"""
 import hashlib as _hashlib
 _digest = _hashlib.sha256()
 for _name, _param in sorted(peft_model.named_parameters()):
     if _param.requires_grad:
         _digest.update(_name.encode() + _param.detach().cpu().numpy().tobytes())
-nb.results.record(probe_trained_weights_sha256=_digest.hexdigest(), probe_losses=[
+nb.results.record({sha_key}=_digest.hexdigest(), {losses_key}=[
     e["loss"] for e in trainer.state.log_history if "loss" in e])
 """
+
+
+#: Right after training.
+WEIGHTS_PROBE = weights_probe("probe_trained_weights_sha256", "probe_losses")
 #: Issue 11.3: before the merge cell, wrap ``LlavaForConditionalGeneration.from_pretrained`` so
 #: that reloading the base records which training objects are still alive (a T4 cannot hold both).
 MERGE_PROBE = """
@@ -65,16 +73,9 @@ class LlavaForConditionalGeneration(_Llava):
         return _Llava.from_pretrained(*args, **kwargs)
 """
 #: Before the LoRA section: in its second pass, the weights the first training left (nothing in the first pass).
-FIRST_TRAINING_PROBE = """
-if "peft_model" in globals():
-    import hashlib as _hashlib
-    _digest = _hashlib.sha256()
-    for _name, _param in sorted(peft_model.named_parameters()):
-        if _param.requires_grad:
-            _digest.update(_name.encode() + _param.detach().cpu().numpy().tobytes())
-    nb.results.record(probe_first_training_sha256=_digest.hexdigest(), probe_first_losses=[
-        e["loss"] for e in trainer.state.log_history if "loss" in e])
-"""
+FIRST_TRAINING_PROBE = 'if "peft_model" in globals():\n' + textwrap.indent(
+    weights_probe("probe_first_training_sha256", "probe_first_losses"), "    "
+)
 LORA_SECTION = ("lora_config = LoraConfig(", "train_resumable(")
 MERGE_CELL = "merge_and_unload("
 AFTER_TRAINING = 'desc="afinado"'  # the cell right after training (evaluation of the tuned model)
