@@ -19,7 +19,7 @@ settings of the ``llava`` section, or these experiment knobs:
   the LoRA stage; ``stage1_lm``: also train the language model in it.  Zero (the default)
   skips it, whatever the settings' ``align_steps``: pass them explicitly.
 * ``mix_captions``: one stage whose training rows are the questions plus the descriptions.
-* ``bf16``: bf16 autocast in both stages (the notebook's ``cpu_bf16`` on a CPU with native bf16).
+* ``bf16``: bf16 autocast in both stages (the notebook's ``precision="auto"`` on a CPU with native bf16).
 * ``pos_std``: redraw the random CLIP's position embeddings with this standard deviation
   (built: 0.02, next to patch features of std 1.85).
 * ``train_vision`` / ``vision_lr``, ``feature_layer``, ``targets``, ``qtypes``: as named.

@@ -40,7 +40,7 @@ CPU_OVERRIDES: dict[str, object] = {
     # fp16-specific invariant (trainable LoRA weights stay fp32 under AMP) is a unit test.
     "good_bad.precision": "fp32",
     # Notebook 04: same reason (Trainer(fp16=True) refuses to start without CUDA).
-    "llava.fp16": False,
+    "llava.precision": "fp32",
     # Notebook 04: float16 weights and 4-bit compute run on a CPU, but without a fast float16
     # matrix product (bitsandbytes' CPU 4-bit backward took 2x longer than float32, profiled);
     # the NF4 quantization itself is unchanged.

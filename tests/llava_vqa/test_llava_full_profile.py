@@ -113,13 +113,13 @@ def test_notebook_lora_and_training_arguments_build_with_full_settings(tmp_path)
         "LANGUAGE_MODEL_LORA_TARGETS": LANGUAGE_MODEL_LORA_TARGETS,
         "PROJECTOR_MODULE": PROJECTOR_MODULE,
         "EN_CPU": False,  # Colab's GPU
-        "BF16_CPU": False,
+        "CALCULO": full.precision,
     }
     lora = eval(notebook_call_source("LoraConfig"), namespace)
     assert (lora.r, lora.lora_alpha) == (full.lora_r, full.lora_alpha)
     args = eval(notebook_call_source("TrainingArguments", "args"), namespace)
     assert args.fp16 and args.activation_checkpointing and args.max_steps == full.max_steps
-    assert not args.bf16 and not full.cpu_bf16, "full trains in fp16 on the GPU"
+    assert not args.bf16 and full.precision == "fp16", "full trains in fp16 on the GPU"
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == full.batch_size * full.grad_accum
 
 
@@ -131,10 +131,11 @@ def test_stage_one_is_mini_only_and_its_arguments_build(tmp_path):
     mini = get_settings("mini").llava
     assert mini.align_steps > 0
     namespace = {"cfg": mini, "projector_file": tmp_path / "mm_projector.pt", "str": str, "min": min}
-    namespace |= {"TrainingArguments": TrainingArguments, "EN_CPU": True, "BF16_CPU": mini.cpu_bf16}
+    assert mini.precision == "auto"  # on a CPU with native bf16, the cell resolves it to "bf16"
+    namespace |= {"TrainingArguments": TrainingArguments, "EN_CPU": True, "CALCULO": "bf16"}
     args = eval(notebook_call_source("TrainingArguments", "align_args"), namespace)
     assert (args.max_steps, args.learning_rate) == (mini.align_steps, mini.align_lr)
-    assert args.use_cpu and args.bf16 == mini.cpu_bf16
+    assert args.use_cpu and args.bf16
     assert 0 < args.logging_steps <= mini.align_steps
 
 
@@ -186,7 +187,7 @@ def test_llava_settings_are_consistent(profile):
     assert cfg.train_size >= 300 and cfg.test_size >= 100
     assert cfg.lora_alpha / cfg.lora_r == 2
     assert cfg.merge_check_rows <= cfg.test_size
-    assert not (cfg.fp16 or cfg.load_in_4bit) or profile == "full", "mini runs on CPU"
+    assert not (cfg.precision == "fp16" or cfg.load_in_4bit) or profile == "full", "mini runs on CPU"
 
 
 def notebook_lora_config(cfg):

@@ -34,7 +34,7 @@ def test_cpu_overrides_only_change_precision_and_apply_to_full(monkeypatch):
         assert getattr(getattr(full, section), field) != value, f"{key} is already {value!r} in full"
     monkeypatch.setenv("COURSE_SETTINGS_OVERRIDES", json.dumps(runner.CPU_OVERRIDES))
     changed = apply_overrides(full, env_overrides())
-    assert changed.good_bad.precision == "fp32" and changed.llava.fp16 is False
+    assert changed.good_bad.precision == "fp32" and changed.llava.precision == "fp32"
     assert changed.llava.load_in_4bit and changed.good_bad.load_in_4bit  # 4-bit stays
 
 

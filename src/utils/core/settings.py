@@ -183,8 +183,9 @@ class LlavaSettings:
     lora_dropout: float
     load_in_4bit: bool  # QLoRA: 4-bit NF4 base model (GPU only)
     dtype: str  # precision of what is not quantized, and of the merged model
-    fp16: bool  # mixed precision (GPU only)
-    cpu_bf16: bool  # on CPU: bf16 autocast where the CPU computes it natively (AVX512-BF16/AMX), else fp32
+    # "fp16" (T4), "bf16" (A100/H100), "fp32", or "auto" (CPU): fp32 weights, bf16 autocast where
+    # the CPU computes it natively (AVX512-BF16/AMX), else fp32 — as GoodBadSettings.precision
+    precision: str
     gradient_checkpointing: bool  # trade compute for memory (big models)
     save_steps: int  # checkpoint every N steps (resume after an interruption)
     eval_batch_size: int
@@ -311,7 +312,7 @@ _MINI = CourseSettings(
         # benchmarks/bench_nb04.py, CPU seconds with one thread; table in README §04).
         # Stage 1 trains only the random projector on image → description rows (captions.csv):
         # without it, 90 VQA steps learn each type's answer distribution but not to read the
-        # image (val 0.355, majority 0.295). With bf16 autocast (cpu_bf16) a caption step costs
+        # image (val 0.355, majority 0.295). With bf16 autocast (precision "auto") a caption step costs
         # 3.1 CPU s and a VQA step 2.0; 60 + 120 steps (424 CPU s): val 0.73 and 0.725 with seeds
         # 42 and 7; 60 + 60: 0.625 and 0.645; 40 + 120: 0.74 and 0.645; 30 + 120: 0.695.
         align_steps=60,
@@ -329,9 +330,8 @@ _MINI = CourseSettings(
         lora_dropout=0.05,
         load_in_4bit=False,
         dtype="float32",
-        fp16=False,
         # bf16 autocast: 1.9 instead of 2.5 CPU s per step of stage 2, 3.0 instead of 4.3 in stage 1
-        cpu_bf16=True,
+        precision="auto",
         gradient_checkpointing=False,
         save_steps=20,
         eval_batch_size=20,
@@ -456,8 +456,7 @@ _FULL = CourseSettings(
         lora_dropout=0.05,
         load_in_4bit=True,
         dtype="float16",
-        fp16=True,
-        cpu_bf16=False,  # a GPU: fp16 above
+        precision="fp16",  # mixed precision on the T4
         gradient_checkpointing=True,
         save_steps=50,
         eval_batch_size=8,
