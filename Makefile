@@ -33,11 +33,11 @@ course: setup
 #  1. on screen, on the usual service ports: the five mini notebooks under nbval, then
 #     tests/good_bad/test_real_pairs_03.py (it scores the adapters notebook 03 just saved when their
 #     fingerprint says they are the run it would train), then the rehearsal of the full profile of
-#     notebooks 01 and 05;
+#     notebooks 01, 02 and 05;
 #  2. into build/test-suite.log, shown whole when it ends: the rest of the tests, on their own
 #     services (SUITE_PORTS: other ports and build/suite, so that nothing they start or stop meets
-#     stream 1's), then the rehearsal of notebooks 02, 03 and 04 (on those ports; so that the two
-#     streams end together). torch runs on one thread in the tests, so the notebooks keep the two threads
+#     stream 1's), then the rehearsal of notebooks 03 and 04 (on those ports; so that the two
+#     streams end together: 02 moves between the streams as notebook 04's time changes). torch runs on one thread in the tests, so the notebooks keep the two threads
 #     their figures were measured with;
 #  3. the Colab check (COLAB_CHECK), which mostly waits on PyPI (pip resolves each install cell);
 #     build/test-colab-check.log, shown at the end.
@@ -59,18 +59,18 @@ test: setup lint
 	( COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times-suite.tsv $(SUITE_ENV) scripts/with_services \
 		$(PY) -m pytest tests --ignore=$(COLAB_CHECK) --ignore=$(REAL_PAIRS) -p no:cacheprovider \
 		--durations=30 $(PYTEST_ARGS); tests=$$?; \
-	  $(STREAM_ENV) $(SUITE_PORTS) $(MAKE) --no-print-directory rehearse REHEARSE="02 03 04" $(REHEARSE_TEST_ARGS); \
-	  rehearsal=$$?; echo "=== stream 2: tests $$tests, rehearsal 02+03+04 $$rehearsal (0 = passed)"; \
+	  $(STREAM_ENV) $(SUITE_PORTS) $(MAKE) --no-print-directory rehearse REHEARSE="03 04" $(REHEARSE_TEST_ARGS); \
+	  rehearsal=$$?; echo "=== stream 2: tests $$tests, rehearsal 03+04 $$rehearsal (0 = passed)"; \
 	  test $$tests -eq 0 && test $$rehearsal -eq 0 ) > build/test-suite.log 2>&1 & suite=$$!; \
 	COURSE_PROFILE=mini COURSE_TEST_TIMES=build/test-times.tsv $(STREAM_ENV) scripts/with_services $(PY) -m pytest \
 		notebooks $(REAL_PAIRS) $(NBVAL_ARGS) --durations=10 $(PYTEST_ARGS); notebooks=$$?; \
-	$(STREAM_ENV) $(MAKE) --no-print-directory rehearse REHEARSE="01 05" $(REHEARSE_TEST_ARGS); rehearsal=$$?; \
+	$(STREAM_ENV) $(MAKE) --no-print-directory rehearse REHEARSE="01 02 05" $(REHEARSE_TEST_ARGS); rehearsal=$$?; \
 	wait $$suite; suite=$$?; wait $$colab; colab=$$?; \
-	echo "=== stream 2: the tests and the rehearsal of notebooks 02, 03 and 04 (run beside; log: build/test-suite.log)"; \
+	echo "=== stream 2: the tests and the rehearsal of notebooks 03 and 04 (run beside; log: build/test-suite.log)"; \
 	cat build/test-suite.log; \
 	echo "=== $(COLAB_CHECK) (run beside; log: build/test-colab-check.log)"; \
 	tail -n 25 build/test-colab-check.log; \
-	echo "=== make test: notebooks $$notebooks, rehearsal 01+05 $$rehearsal, stream 2 (tests + rehearsal 02+03+04) $$suite, Colab check $$colab (0 = passed)"; \
+	echo "=== make test: notebooks $$notebooks, rehearsal 01+02+05 $$rehearsal, stream 2 (tests + rehearsal 03+04) $$suite, Colab check $$colab (0 = passed)"; \
 	test $$notebooks -eq 0 && test $$rehearsal -eq 0 && test $$suite -eq 0 && test $$colab -eq 0
 
 # Full profile on CPU against stand-ins served by a local Hub (README: «Ensayo del perfil full»).
