@@ -37,8 +37,8 @@ course: setup
 #  2. into build/test-suite.log, shown whole when it ends: the rest of the tests, on their own
 #     services (SUITE_PORTS: other ports and build/suite, so that nothing they start or stop meets
 #     stream 1's), then the rehearsal of notebooks 03 and 04 (on those ports; so that the two
-#     streams end together: 02 moves between the streams as notebook 04's time changes). torch runs on one thread in the tests, so the notebooks keep the two threads
-#     their figures were measured with;
+#     streams end together: 02 moves between the streams as notebook 04's time changes). torch runs
+#     on one thread in the tests, so the notebooks keep the two threads their figures were measured with;
 #  3. the Colab check (COLAB_CHECK), which mostly waits on PyPI (pip resolves each install cell);
 #     build/test-colab-check.log, shown at the end.
 # Any stream failing fails `make test`; the last line says which.

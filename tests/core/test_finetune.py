@@ -409,3 +409,16 @@ def test_notebook_prose_states_no_epoch_arithmetic_of_one_profile():
     assert "una época son 20 pasos" not in prose and "después del paso 20" not in prose
     code = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert "epoch_plan(len(buenos), cfg.batch_size, cfg.max_steps)" in code
+
+
+def test_training_precision_resolves_auto_only_on_a_cpu_and_keeps_explicit_values(monkeypatch):
+    """What notebooks 03 and 04 compute in (``CALCULO``): "auto" follows the CPU; anything else is kept."""
+    from utils.core import finetune
+
+    for native in (True, False):
+        monkeypatch.setattr(finetune, "cpu_computes_bf16", lambda native=native: native)
+        assert finetune.training_precision("auto", on_cpu=True) == ("bf16" if native else "fp32")
+        assert finetune.training_precision("auto", on_cpu=False) == "fp32"
+        for explicit in ("fp16", "bf16", "fp32"):
+            assert finetune.training_precision(explicit, on_cpu=True) == explicit
+            assert finetune.training_precision(explicit, on_cpu=False) == explicit

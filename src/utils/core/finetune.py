@@ -220,7 +220,7 @@ def cpu_computes_bf16() -> bool:
 
     There, ``torch.autocast("cpu", dtype=torch.bfloat16)`` (what ``TrainingArguments(bf16=True,
     use_cpu=True)`` turns on) makes the matrix products faster; elsewhere bfloat16 is emulated
-    and slower than float32.  Used by notebook 03's configuration cell (``precision="auto"``).
+    and slower than float32.  Used by :func:`training_precision` (``precision="auto"``).
     """
     import torch
 
@@ -228,6 +228,24 @@ def cpu_computes_bf16() -> bool:
         return False
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def training_precision(precision: str, on_cpu: bool) -> str:
+    """What a profile's ``precision`` setting computes in: ``"fp16"``, ``"bf16"`` or ``"fp32"``.
+
+    ``"auto"`` (mini) is bf16 autocast on a CPU that computes it natively
+    (:func:`cpu_computes_bf16`), fp32 elsewhere; any other value is taken as is.  Notebooks 03
+    and 04 call it in their training cells (``CALCULO``) and pass the answer to
+    ``fp16=``/``bf16=`` of their training arguments.
+
+    >>> training_precision("fp16", on_cpu=False)
+    'fp16'
+    >>> training_precision("auto", on_cpu=False)
+    'fp32'
+    """
+    if precision != "auto":
+        return precision
+    return "bf16" if on_cpu and cpu_computes_bf16() else "fp32"
 
 
 def keep_trainable_fp32(model: Any) -> int:
